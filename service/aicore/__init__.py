@@ -1,0 +1,1 @@
+"""The only package that talks to AI Core: service keys, XSUAA tokens, registry secret calls."""

@@ -1,0 +1,184 @@
+"""The ``rotator`` command line: parses, loads config, runs a command, maps errors to exit codes.
+
+Exit codes: 0 fine, 1 a rotation (or an audit verification) failed, 2 bad usage or
+configuration, 3 a dependency is unreachable. Only the standard library is imported at
+module level so that ``rotator --help`` answers at once; commands import what they need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from service import __version__
+
+if TYPE_CHECKING:
+    from service.config import Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", metavar="PATH", default=argparse.SUPPRESS,
+                        help="TOML configuration file (default: $ROTATOR_CONFIG)")
+    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS)
+    common.add_argument("--log-format", choices=["auto", "json", "console"], default=argparse.SUPPRESS)
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="rotator",
+        description="Rotate SAP AI Core Docker registry secrets from Vault / OpenBao, "
+        "with a tamper-evident audit trail in PostgreSQL.",
+        parents=[common],
+        epilog="Exit codes: 0 ok, 1 a rotation failed, 2 bad usage or config, 3 a dependency is unreachable.",
+    )
+    parser.add_argument("--version", action="version", version=f"rotator {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser("run", parents=[common], help="run the worker: rotate every secret on its schedule")
+
+    once = commands.add_parser("once", parents=[common], help="run one sweep now; exit 1 if any rotation failed")
+    once.add_argument("--secret", action="append", default=[], metavar="NAME", help="only this secret (repeatable)")
+    once.add_argument("--target", action="append", default=[], metavar="NAME", help="only this target (repeatable)")
+    once.add_argument("--dry-run", action="store_true", help="read, render and compare; write nothing to AI Core")
+    once.add_argument("--force", action="store_true", help="write even when the credential is unchanged (audited)")
+    once.add_argument("--json", action="store_true", help="one JSON object per rotation")
+
+    check = commands.add_parser("check", parents=[common], help="validate the config and reach Vault, AI Core, database")
+    check.add_argument("--offline", action="store_true", help="validate the config only; touch no network")
+
+    status = commands.add_parser("status", parents=[common], help="state of each (target, secret)")
+    status.add_argument("--json", action="store_true")
+
+    _add_audit(commands, common)
+
+    db = commands.add_parser("db", parents=[common], help="database schema").add_subparsers(
+        dest="db_command", metavar="SUBCOMMAND", required=True)
+    db.add_parser("upgrade", parents=[common], help="apply migrations up to head")
+    db.add_parser("current", parents=[common], help="show the schema revision and whether it is at head")
+    grants = db.add_parser("grants", parents=[common], help="print SQL granting least privilege to app and reader roles")
+    grants.add_argument("--app-role", default="rotator_app")
+    grants.add_argument("--reader-role", default="rotator_reader")
+
+    demo = commands.add_parser("demo", parents=[common], help="run everything locally: OpenBao, PostgreSQL, AI Core emulator")
+    demo.add_argument("--short", action="store_true", help="a quick run (used by the tests)")
+    demo.add_argument("--seconds", type=float, default=None, help="how long the worker runs (default 20, short 6)")
+
+    emulator = commands.add_parser("emulator", parents=[common], help="local emulators").add_subparsers(
+        dest="emulator", metavar="NAME", required=True)
+    aicore = emulator.add_parser("aicore", parents=[common], help="the AI Core emulator as a process")
+    aicore.add_argument("--host", default="127.0.0.1")
+    aicore.add_argument("--port", type=int, default=8900)
+    aicore.add_argument("--tenants", metavar="FILE", help="JSON file of tenants (default: two demo tenants)")
+    aicore.add_argument("--latency-ms", type=float, default=0.0)
+    aicore.add_argument("--service-key-dir", metavar="DIR", help="write one service key JSON per tenant here")
+    return parser
+
+
+def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    audit = commands.add_parser("audit", parents=[common], help="read and verify the audit trail").add_subparsers(
+        dest="audit_command", metavar="SUBCOMMAND", required=True)
+    listing = audit.add_parser("list", parents=[common], help="events, newest first")
+    for flag in ("--secret", "--target", "--event", "--actor", "--run"):
+        listing.add_argument(flag, action="append", default=[], help=f"filter by {flag[2:]} (repeatable)")
+    listing.add_argument("--since", metavar="TIME", help="ISO 8601 time or a duration ago (e.g. 24h)")
+    listing.add_argument("--until", metavar="TIME")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
+    show = audit.add_parser("show", parents=[common], help="one event by sequence number, or every event of a run id")
+    show.add_argument("id", metavar="SEQ_OR_RUN_ID")
+    show.add_argument("--format", choices=["text", "json"], default="text")
+    export = audit.add_parser("export", parents=[common], help="stream the whole trail (or a time range)")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.add_argument("--since", metavar="TIME")
+    export.add_argument("--until", metavar="TIME")
+    export.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    verify = audit.add_parser("verify", parents=[common], help="recompute the hash chain; exit 1 on any break")
+    verify.add_argument("--anchor", metavar="SEQ:HASH", help="a chain head logged earlier")
+
+
+# --- commands ----------------------------------------------------------------------
+
+
+def load(args: argparse.Namespace) -> Settings:
+    from service.config import config_path, load_settings
+
+    return load_settings(config_path(getattr(args, "config", None)))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from service import checks
+
+    settings = load(args)
+    issues = checks.local_issues(settings)
+    for issue in issues:
+        print(f"{issue.severity}: {issue.render(_source(args))}", file=sys.stderr)
+    if any(issue.severity == "error" for issue in issues):
+        return EXIT_USAGE
+    print(checks.summary(settings))
+    if args.offline:
+        return EXIT_OK
+    return checks.reachability(settings)
+
+
+def _source(args: argparse.Namespace) -> str:
+    from service.config import config_path
+
+    return str(config_path(getattr(args, "config", None)) or "(built-in defaults)")
+
+
+def handlers() -> dict[str, Handler]:
+    return {
+        "check": cmd_check,
+    }
+
+
+def _handler_key(args: argparse.Namespace) -> str:
+    for sub in ("audit_command", "db_command", "emulator"):
+        if getattr(args, sub, None):
+            return f"{args.command} {getattr(args, sub)}"
+    return str(args.command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    key = _handler_key(args)
+    handler = handlers().get(key)
+    if handler is None:
+        parser.error(f"'{key}' is not available in this build")
+    from service import logs
+
+    logs.configure(getattr(args, "log_level", "info"), getattr(args, "log_format", "auto"))
+    return run_handler(handler, args)
+
+
+def run_handler(handler: Handler, args: argparse.Namespace) -> int:
+    from service.errors import ConfigError, DependencyUnavailable, RotatorError
+
+    try:
+        return handler(args)
+    except ConfigError as e:
+        for line in str(e).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except DependencyUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except RotatorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,563 @@
+"""Typed settings: one TOML file, every value overridable by ``ROTATOR_*`` variables.
+
+``load_settings(path)`` is the one entry point. It reads the TOML file, lets environment
+variables override any key (``ROTATOR_VAULT__ADDRESS``, ``ROTATOR_ROTATION__MAX_CONCURRENCY``;
+tables and lists as JSON, e.g. ``ROTATOR_TARGETS='{"eu": {...}}'``), validates everything,
+and raises one ``ConfigError`` that lists every problem with the file, the key path and
+what is wrong. Secret values never sit in the file: fields that hold one take a
+reference, ``{file = "..."}``, ``{env = "..."}`` or ``{vault = {path = "...", field = "..."}}``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from service.errors import ConfigError, ConfigIssue
+
+ENV_PREFIX = "ROTATOR_"
+CONFIG_ENV = "ROTATOR_CONFIG"
+
+# AI Core's rule for Docker registry secret names (reference/aicore-api.md), plus the
+# 4-character minimum that its response ids impose.
+SECRET_NAME_RE = re.compile(r"^[a-z0-9](?:_?[a-z0-9.\-]+)*[a-z0-9]$")
+SECRET_NAME_MIN, SECRET_NAME_MAX = 4, 63
+TARGET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+REGISTRY_HOST_RE = re.compile(
+    r"^(?:https?://)?[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:/[A-Za-z0-9._\-/]*)?$"
+)
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept ``"500ms"``, ``"90s"``, ``"5m"``, ``"1h30m"``, ``"2d"`` or a number of seconds."""
+    if not isinstance(value, str) or value.strip().startswith("P"):
+        return value  # numbers and ISO 8601 durations: pydantic parses them
+    text = value.replace(" ", "")
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 30s, 5m, 1h30m, 2d)")
+    return timedelta(seconds=sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts))
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- references to secret values -------------------------------------------------
+
+
+class VaultRef(_Model):
+    """A field of a KV secret in Vault."""
+
+    mount: str = "secret"
+    path: str
+    field: str
+    kv_version: Literal[1, 2] = 2
+
+
+class SecretRef(_Model):
+    """Where a secret value lives: exactly one of ``file``, ``env`` or ``vault``."""
+
+    file: Path | None = None
+    env: str | None = None
+    vault: VaultRef | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_inline(cls, data: Any) -> Any:
+        if isinstance(data, str | int | float):
+            raise ValueError(
+                "inline secret values are not allowed; reference the value instead: "
+                '{file = "/path"}, {env = "VAR"} or {vault = {path = "...", field = "..."}}'
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        given = [k for k in ("file", "env", "vault") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of file, env or vault")
+        return self
+
+    def describe(self) -> str:
+        """A safe description of where the value lives (never the value)."""
+        if self.file is not None:
+            return f"file {self.file}"
+        if self.env is not None:
+            return f"env {self.env}"
+        assert self.vault is not None
+        return f"vault {self.vault.mount}/{self.vault.path}#{self.vault.field}"
+
+
+# --- Vault -----------------------------------------------------------------------
+
+
+class VaultAuthConfig(_Model):
+    """How the service logs in to Vault. ``mount`` defaults to the method's name."""
+
+    method: Literal["token", "approle", "kubernetes", "jwt"] = "token"
+    mount: str | None = None
+    token: SecretRef | None = None  # method = token
+    role_id: str | None = None  # method = approle (an identifier, not a secret)
+    secret_id: SecretRef | None = None  # method = approle
+    role: str | None = None  # methods kubernetes and jwt
+    jwt: SecretRef | None = None  # kubernetes / jwt: read again at every login
+
+    @model_validator(mode="after")
+    def _needs(self) -> VaultAuthConfig:
+        required = {
+            "token": ("token",),
+            "approle": ("role_id", "secret_id"),
+            "kubernetes": ("role",),
+            "jwt": ("role", "jwt"),
+        }[self.method]
+        missing = [name for name in required if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"auth method {self.method!r} needs {', '.join(missing)}")
+        return self
+
+    @property
+    def mount_path(self) -> str:
+        return self.mount or self.method
+
+    @property
+    def jwt_ref(self) -> SecretRef | None:
+        if self.jwt is None and self.method == "kubernetes":
+            return SecretRef(file=Path("/var/run/secrets/kubernetes.io/serviceaccount/token"))
+        return self.jwt
+
+
+class VaultConfig(_Model):
+    address: str = "http://127.0.0.1:8200"
+    namespace: str | None = None
+    ca_cert: Path | None = None
+    timeout: Duration = timedelta(seconds=10)
+    auth: VaultAuthConfig = VaultAuthConfig(token=SecretRef(env="VAULT_TOKEN"))
+    # Renew our token once this fraction of its TTL has passed.
+    renew_at_fraction: float = Field(default=0.67, gt=0, lt=1)
+
+    @field_validator("address")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value.rstrip("/")
+
+
+# --- database and audit ----------------------------------------------------------
+
+
+class DatabaseConfig(_Model):
+    """PostgreSQL. Put no password in ``url``: use ``password`` (a reference) or a passfile."""
+
+    url: str = "postgresql+psycopg://rotator@127.0.0.1:5432/rotator"
+    password: SecretRef | None = None
+    pool_size: int = Field(default=10, ge=1, le=200)
+    connect_timeout: Duration = timedelta(seconds=5)
+
+    @field_validator("url")
+    @classmethod
+    def _no_inline_password(cls, value: str) -> str:
+        if not re.match(r"^postgres(?:ql)?(?:\+psycopg)?://", value):
+            raise ValueError("must be a postgresql:// (or postgresql+psycopg://) URL")
+        if re.match(r"^[^:]+://[^/@]*:[^/@]*@", value):
+            raise ValueError(
+                "inline password in the database URL; remove it and set "
+                'database.password = {env = "..."} or {file = "..."}'
+            )
+        return value
+
+
+class AuditConfig(_Model):
+    """The HMAC key that fingerprints credentials, and its id (written in every fingerprint)."""
+
+    key: SecretRef = SecretRef(env="ROTATOR_AUDIT_KEY")
+    key_id: str = Field(default="k1", pattern=r"^[A-Za-z0-9_.\-]{1,32}$")
+
+
+# --- targets, sources, secrets ---------------------------------------------------
+
+
+class TargetConfig(_Model):
+    """One AI Core tenant, reached with one service key."""
+
+    service_key: SecretRef
+    timeout: Duration = timedelta(seconds=30)
+    max_concurrency: int | None = Field(default=None, ge=1, le=64)
+
+
+class SourceConfig(_Model):
+    """One Vault location holding registry credentials and how its fields map."""
+
+    kind: Literal["kv2", "kv1", "dynamic"] = "kv2"
+    mount: str = "secret"
+    path: str
+    version: int | None = Field(default=None, ge=1)  # KV v2 only: pin a version (rollback)
+    username_field: str = "username"
+    password_field: str = "password"
+    registry_field: str | None = None
+    expiry_field: str | None = None
+
+    @model_validator(mode="after")
+    def _version_only_for_kv2(self) -> SourceConfig:
+        if self.version is not None and self.kind != "kv2":
+            raise ValueError(f"version can only be pinned for kind kv2, not {self.kind}")
+        return self
+
+    @property
+    def ident(self) -> tuple[str, str, str, int | None]:
+        """Sources equal by this are read once per sweep."""
+        return (self.kind, self.mount.strip("/"), self.path.strip("/"), self.version)
+
+    def describe(self) -> str:
+        pinned = f"@v{self.version}" if self.version else ""
+        return f"{self.kind}:{self.mount.strip('/')}/{self.path.strip('/')}{pinned}"
+
+
+class ScheduleConfig(_Model):
+    """Exactly one of ``every`` (an interval) or ``cron`` (five fields)."""
+
+    every: Duration | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+    jitter: Duration = timedelta(seconds=0)
+    # Cron only: spread secrets over this window by a fixed phase from their name.
+    max_phase: Duration = timedelta(minutes=5)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScheduleConfig:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("give exactly one of every (e.g. \"6h\") or cron (e.g. \"0 */6 * * *\")")
+        if self.every is not None and self.every < timedelta(seconds=1):
+            raise ValueError("every must be at least 1s")
+        if self.cron is not None:
+            from service.scheduler import cron_problem  # apscheduler only where needed
+
+            problem = cron_problem(self.cron, self.timezone)
+            if problem:
+                raise ValueError(f"bad cron expression {self.cron!r}: {problem}")
+        return self
+
+    def describe(self) -> str:
+        return f"every {self.every}" if self.every is not None else f"cron {self.cron!r} {self.timezone}"
+
+
+class VerifyConfig(_Model):
+    """Check a new credential against the registry's v2 API before it is written."""
+
+    mode: Literal["none", "registry"] = "none"
+    canary_repository: str | None = None
+    on_unreachable: Literal["fail", "proceed"] = "fail"
+    recheck_every: Duration | None = None
+    timeout: Duration = timedelta(seconds=10)
+    ca_cert: Path | None = None
+
+
+class SecretConfig(_Model):
+    """One AI Core Docker registry secret, fed by one source, kept on one or more targets."""
+
+    name: str
+    targets: list[str] = Field(min_length=1)
+    registries: list[str] = Field(default_factory=list)
+    source: SourceConfig
+    schedule: ScheduleConfig | None = None
+    create_missing: bool = False
+    verify: VerifyConfig = VerifyConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _aicore_name(cls, value: str) -> str:
+        problem = secret_name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("registries")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        bad = [host for host in value if not REGISTRY_HOST_RE.match(host)]
+        if bad:
+            raise ValueError(f"not a registry host: {', '.join(repr(b) for b in bad)}")
+        return value
+
+
+def secret_name_problem(name: str) -> str | None:
+    """Why AI Core would refuse this Docker registry secret name, or None."""
+    if not SECRET_NAME_MIN <= len(name) <= SECRET_NAME_MAX:
+        return f"AI Core secret names have {SECRET_NAME_MIN} to {SECRET_NAME_MAX} characters, {name!r} has {len(name)}"
+    if not SECRET_NAME_RE.match(name):
+        return (
+            f"{name!r} breaks AI Core's name rule: lowercase letters, digits, '.', '-' "
+            "(and single '_'), starting and ending with a letter or digit"
+        )
+    return None
+
+
+# --- running ---------------------------------------------------------------------
+
+
+class RetryConfig(_Model):
+    attempts: int = Field(default=4, ge=1, le=20)
+    base_delay: Duration = timedelta(milliseconds=500)
+    max_delay: Duration = timedelta(seconds=30)
+    total: Duration = timedelta(seconds=90)
+
+
+class RotationConfig(_Model):
+    max_concurrency: int = Field(default=32, ge=1, le=512)
+    per_target_concurrency: int = Field(default=4, ge=1, le=64)
+    lease_ttl: Duration = timedelta(minutes=5)
+    shutdown_grace: Duration = timedelta(seconds=30)
+    misfire_grace: Duration = timedelta(minutes=10)
+    retry: RetryConfig = RetryConfig()
+    # Dynamic sources: rotate once this fraction of the lease has passed.
+    lease_renew_fraction: float = Field(default=0.67, gt=0, lt=1)
+
+
+class HttpConfig(_Model):
+    listen: str = Field(default="127.0.0.1:9464", pattern=r"^[^\s:]*:\d{1,5}$")
+    enabled: bool = True
+
+
+class LogConfig(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with ``load_settings``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    instance: str | None = None  # defaults to the host (pod) name
+    vault: VaultConfig = VaultConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    audit: AuditConfig = AuditConfig()
+    rotation: RotationConfig = RotationConfig()
+    http: HttpConfig = HttpConfig()
+    log: LogConfig = LogConfig()
+    defaults: Defaults = Field(default_factory=lambda: Defaults())
+    targets: dict[str, TargetConfig] = Field(default_factory=dict)
+    secrets: list[SecretConfig] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; environment variables win over them.
+        return (env_settings, init_settings)
+
+    def schedule_of(self, secret: SecretConfig) -> ScheduleConfig:
+        schedule = secret.schedule or self.defaults.schedule
+        assert schedule is not None, "validated by load_settings"
+        return schedule
+
+    def secret(self, name: str) -> SecretConfig:
+        for secret in self.secrets:
+            if secret.name == name:
+                return secret
+        raise KeyError(name)
+
+
+class Defaults(_Model):
+    schedule: ScheduleConfig | None = None
+
+
+Settings.model_rebuild()
+
+
+# --- loading -----------------------------------------------------------------------
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> Path | None:
+    """``--config`` wins over ``ROTATOR_CONFIG``; None means built-in defaults only."""
+    chosen = explicit or os.environ.get(CONFIG_ENV)
+    return Path(chosen) if chosen else None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(str(path), [ConfigIssue("", "file not found")]) from None
+    except PermissionError:
+        raise ConfigError(str(path), [ConfigIssue("", "permission denied reading the file")]) from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), [ConfigIssue("", "is a directory, not a TOML file")]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(path), [ConfigIssue("", f"not valid TOML: {e}")]) from None
+
+
+def load_settings(path: Path | None, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, override from the environment, validate; raise one ConfigError with every issue."""
+    source = str(path) if path else "(built-in defaults)"
+    raw = read_toml(path) if path else {}
+    issues = cross_reference_issues(raw)
+    settings: Settings | None = None
+    try:
+        settings = Settings(**raw)
+    except ValidationError as e:
+        issues = _validation_issues(e, raw, environ if environ is not None else os.environ) + issues
+    if settings is not None:
+        issues += schedule_issues(settings)
+    errors = [issue for issue in issues if issue.severity == "error"]
+    if errors:
+        raise ConfigError(source, errors)
+    assert settings is not None
+    return settings
+
+
+def _validation_issues(error: ValidationError, raw: Mapping[str, Any], environ: Mapping[str, str]) -> list[ConfigIssue]:
+    issues = []
+    for item in error.errors(include_url=False, include_input=False):
+        loc = tuple(item["loc"])
+        # Pydantic appends the validator's class name to the path for some errors.
+        loc = tuple(part for part in loc if not (isinstance(part, str) and part.startswith("function-")))
+        problem = _problem_text(item)
+        env_name = ENV_PREFIX + "__".join(str(p).upper() for p in loc if isinstance(p, str))
+        if env_name in environ:
+            problem += f" (value set by {env_name})"
+        issues.append(ConfigIssue(key_path(loc, raw), problem))
+    return issues
+
+
+def _problem_text(item: Any) -> str:
+    kind = item["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(item["msg"])
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def key_path(loc: Iterable[Any], raw: Mapping[str, Any]) -> str:
+    """Render a pydantic location as a TOML key path; list items show the secret's name."""
+    parts: list[str] = []
+    node: Any = raw
+    for part in loc:
+        if isinstance(part, int):
+            label = f"[{part}]"
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                label = f"[{part}] ({item['name']})"
+            parts.append(label)
+            node = item
+        else:
+            parts.append(("." if parts else "") + str(part))
+            node = node.get(part) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def cross_reference_issues(raw: Mapping[str, Any]) -> list[ConfigIssue]:
+    """Checks across sections, made on the raw file so they show beside field errors."""
+    targets = raw.get("targets", {})
+    target_names = set(targets) if isinstance(targets, dict) else set()
+    issues = [ConfigIssue(f"targets.{name}", "target names use letters, digits, '.', '_' and '-'")
+              for name in target_names if not TARGET_NAME_RE.match(name)]
+    secrets = raw.get("secrets", [])
+    if not isinstance(secrets, list):
+        return issues
+    seen: dict[tuple[str, str], int] = {}
+    for index, secret in enumerate(secrets):
+        if not isinstance(secret, dict) or not isinstance(secret.get("targets", []), list):
+            continue
+        name = secret.get("name")
+        where = f"secrets[{index}]" + (f" ({name})" if isinstance(name, str) else "")
+        for target in secret.get("targets", []):
+            if not isinstance(target, str):
+                continue
+            if target not in target_names:
+                issues.append(ConfigIssue(f"{where}.targets", f"names undefined target {target!r} (define [targets.{target}])"))
+            if isinstance(name, str):
+                first = seen.setdefault((target, name), index)
+                if first != index:
+                    issues.append(ConfigIssue(where, f"secret {name!r} on target {target!r} is already defined by secrets[{first}]"))
+    return issues
+
+
+def schedule_issues(settings: Settings) -> list[ConfigIssue]:
+    return [
+        ConfigIssue(f"secrets[{index}] ({secret.name}).schedule", "no schedule: set it here or in [defaults.schedule]")
+        for index, secret in enumerate(settings.secrets)
+        if secret.schedule is None and settings.defaults.schedule is None
+    ]
+
+
+# --- local references (files and environment variables) -------------------------
+
+
+def secret_refs(settings: Settings) -> list[tuple[str, SecretRef]]:
+    """Every secret reference in the settings, with its key path."""
+    auth = settings.vault.auth
+    refs: list[tuple[str, SecretRef | None]] = [
+        ("vault.auth.token", auth.token if auth.method == "token" else None),
+        ("vault.auth.secret_id", auth.secret_id if auth.method == "approle" else None),
+        ("vault.auth.jwt", auth.jwt_ref if auth.method in ("jwt", "kubernetes") else None),
+        ("database.password", settings.database.password),
+        ("audit.key", settings.audit.key),
+    ]
+    refs += [(f"targets.{name}.service_key", target.service_key) for name, target in settings.targets.items()]
+    return [(where, ref) for where, ref in refs if ref is not None]
+
+
+def local_ref_issues(settings: Settings, *, environ: Mapping[str, str] | None = None) -> list[ConfigIssue]:
+    """Missing or unreadable files and unset variables; warn on files others can read."""
+    env = environ if environ is not None else os.environ
+    issues: list[ConfigIssue] = []
+    for where, ref in secret_refs(settings):
+        if ref.env is not None and not env.get(ref.env):
+            issues.append(ConfigIssue(where, f"environment variable {ref.env} is not set"))
+        if ref.file is not None:
+            issues += _file_issues(where, ref.file)
+    return issues
+
+
+def _file_issues(where: str, path: Path) -> list[ConfigIssue]:
+    try:
+        mode = path.stat().st_mode
+        with path.open("rb"):
+            pass
+    except FileNotFoundError:
+        return [ConfigIssue(where, f"file {path} does not exist")]
+    except PermissionError:
+        return [ConfigIssue(where, f"file {path} is not readable by this user")]
+    except IsADirectoryError:
+        return [ConfigIssue(where, f"{path} is a directory, not a file")]
+    if mode & stat.S_IROTH:
+        return [ConfigIssue(where, f"file {path} holds a secret but is readable by everyone (chmod o-r)", "warning")]
+    return []

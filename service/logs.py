@@ -1,0 +1,162 @@
+"""structlog setup: JSON lines off a terminal, console output on one, and redaction.
+
+Library loggers (hvac, urllib3, httpx, apscheduler, sqlalchemy, alembic) go through the
+same processors. Tracebacks are rendered **without frame locals**: structlog's rich and
+dict renderers can dump locals, and hvac's request frame holds ``X-Vault-Token``.
+``redact`` is a second line of defence: it masks values by key and by shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import traceback
+from collections.abc import Mapping, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+MASK = "[REDACTED]"
+
+SENSITIVE_KEYS = frozenset(
+    {
+        "password", "passwd", "token", "access_token", "refresh_token", "id_token", "client_token",
+        "clientsecret", "client_secret", "secret_id", "authorization", "x-vault-token", "jwt",
+        "dockerconfigjson", ".dockerconfigjson", "auth", "private_key", "key_pem", "audit_key",
+        "cookie", "set-cookie", "vault_token",
+    }
+)
+
+_SHAPES: list[tuple[re.Pattern[str], str]] = [
+    # Vault / OpenBao tokens: hvs., hvb., hvr., s., b., r. followed by a long opaque part.
+    (re.compile(r"\b(?:hv[sbr]|[sbr])\.[A-Za-z0-9_\-]{20,}"), MASK),
+    # JWTs (XSUAA access tokens, Kubernetes service account tokens).
+    (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"), MASK),
+    # Authorization header values.
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 " + MASK),
+    # user:password@ in URLs.
+    (re.compile(r"(?<=://)[^\s/@:]+:[^\s/@]+(?=@)"), MASK),
+    # .dockerconfigjson content, escaped or not.
+    (re.compile(r"\{\\?\"auths\\?\"\s*:.*", re.DOTALL), MASK),
+    # password=..., "token": "..." pairs inside text (JSON bodies, reprs, query strings).
+    (
+        re.compile(r"(?i)([\"']?(?:password|client_?secret|secret_id|token)[\"']?\s*[:=]\s*)[\"']?[^\s\"',}&]+[\"']?"),
+        r"\1" + MASK,
+    ),
+]
+
+
+def redact_text(text: str) -> str:
+    """Mask every credential-shaped part of a string."""
+    for shape, replacement in _SHAPES:
+        text = shape.sub(replacement, text)
+    return text
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if key.lower() in SENSITIVE_KEYS and value not in (None, "", False):
+        return MASK
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {k: _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value("", v) for v in value]
+    return value
+
+
+def redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Processor: mask credentials by key name and by shape, in every value."""
+    return {key: _redact_value(key, value) for key, value in event_dict.items()}
+
+
+def format_exception_without_locals(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Processor: render ``exc_info`` as a plain traceback: no locals, no rich."""
+    exc_info = event_dict.pop("exc_info", None)
+    if exc_info:
+        if exc_info is True:
+            exc_info = sys.exc_info()
+        elif isinstance(exc_info, BaseException):
+            exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+        if exc_info[0] is not None:
+            event_dict["exception"] = "".join(traceback.format_exception(*exc_info))
+    return event_dict
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+        format_exception_without_locals,
+        redact,
+    ]
+
+
+def _renderer(fmt: str, stream: TextIO) -> Processor:
+    use_console = fmt == "console" or (fmt == "auto" and stream.isatty())
+    if use_console:
+        return structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+    return structlog.processors.JSONRenderer(sort_keys=False)
+
+
+QUIET_LIBRARIES = {
+    "hvac": logging.WARNING,
+    "urllib3": logging.WARNING,
+    "requests": logging.WARNING,
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "apscheduler": logging.WARNING,
+    "sqlalchemy": logging.WARNING,
+    "alembic": logging.INFO,
+}
+
+
+def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Route structlog and the standard library through one set of processors."""
+    out = stream or sys.stderr
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_shared_processors(),
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _renderer(fmt, out)],
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name, lib_level in QUIET_LIBRARIES.items():
+        logging.getLogger(name).setLevel(max(lib_level, logging.getLevelName(level.upper())))
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str = "rotator") -> Any:
+    return structlog.stdlib.get_logger(name)
+
+
+def bind(**values: Any) -> None:
+    structlog.contextvars.bind_contextvars(**values)
+
+
+def unbind(*keys: str) -> None:
+    structlog.contextvars.unbind_contextvars(*keys)
+
+
+def scrub(mapping: MutableMapping[str, Any]) -> dict[str, Any]:
+    """Redact a mapping for output outside the logger (e.g. ``rotator status --json``)."""
+    return {key: _redact_value(key, value) for key, value in mapping.items()}

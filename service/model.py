@@ -1,0 +1,238 @@
+"""Frozen value types shared by the use case and the adapters.
+
+Nothing here does I/O. Types that hold a credential (``RegistryCredential``,
+``DockerConfigJson``) mask it in ``repr`` so that a stray log call or a traceback
+cannot print it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+MASK = "***"
+
+
+class RotationKey(NamedTuple):
+    """One secret on one target: the unit of a rotation, a state row and a lease."""
+
+    target: str
+    secret: str
+
+    def __str__(self) -> str:
+        return f"{self.target}/{self.secret}"
+
+
+class Trigger(enum.StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    STARTUP = "startup"
+    ROLLBACK = "rollback"
+
+
+class EventType(enum.StrEnum):
+    """Audit events. ``intent`` is written ahead; the others close or annotate it."""
+
+    INTENT = "intent"
+    APPLIED = "applied"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    REJECTED = "rejected"
+    FORCED = "forced"
+    PAUSED = "paused"
+
+    @property
+    def is_outcome(self) -> bool:
+        return self in (EventType.APPLIED, EventType.FAILED, EventType.INTERRUPTED)
+
+
+class Outcome(enum.StrEnum):
+    """What one rotation came to (logs, metrics, state, `rotator once` output)."""
+
+    APPLIED = "applied"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    SKIPPED = "skipped"  # another replica holds the lease, or it already ran for this due time
+    DRY_RUN = "dry_run"
+    INTERRUPTED = "interrupted"
+
+
+class VerificationOutcome(enum.StrEnum):
+    OK = "ok"
+    AUTH_FAILED = "auth_failed"
+    SCOPE_DENIED = "scope_denied"
+    REGISTRY_UNREACHABLE = "registry_unreachable"
+    UNEXPECTED = "unexpected"
+    SKIPPED = "skipped"  # verification not configured
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """Where a credential came from. Safe to log and to audit."""
+
+    mount: str
+    path: str
+    version: int | None = None
+    request_id: str | None = None
+    lease_duration: int | None = None  # seconds; dynamic sources only
+    renewable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryCredential:
+    """A username and password (or token) read from a source. ``repr`` masks the password."""
+
+    username: str
+    password: str = field(repr=False)
+    source: SourceInfo
+    read_at: datetime
+    registry: str | None = None  # a registry host named by the source itself, if mapped
+    expires_at: datetime | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"RegistryCredential(username={self.username!r}, password={MASK!r}, "
+            f"source={self.source!r}, registry={self.registry!r}, expires_at={self.expires_at!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DockerConfigJson:
+    """A rendered ``.dockerconfigjson`` string. ``repr`` and ``str`` mask it; use ``reveal()``."""
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __len__(self) -> int:
+        return len(self._value.encode())
+
+    def __repr__(self) -> str:
+        return f"DockerConfigJson({MASK}, {len(self)} bytes)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """``HMAC-SHA256(audit key, rendered .dockerconfigjson)``: the only trace of a credential we keep."""
+
+    key_id: str
+    digest: str  # lowercase hex
+
+    PREFIX = "hmac-sha256"
+
+    def __str__(self) -> str:
+        return f"{self.PREFIX}:{self.key_id}:{self.digest}"
+
+    @property
+    def short(self) -> str:
+        return self.digest[:12]
+
+    @classmethod
+    def parse(cls, text: str) -> Fingerprint:
+        prefix, key_id, digest = text.split(":", 2)
+        if prefix != cls.PREFIX or not key_id or len(digest) != 64:
+            raise ValueError("not a fingerprint: expected hmac-sha256:<key id>:<64 hex>")
+        return cls(key_id=key_id, digest=digest)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteReceipt:
+    """What AI Core answered to a create or an edit."""
+
+    status: int
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationResult:
+    outcome: VerificationOutcome
+    registry: str
+    detail: str = ""  # sanitised, never a credential
+    status: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (VerificationOutcome.OK, VerificationOutcome.SKIPPED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEvent:
+    """One row to append to the audit trail, before the store numbers and chains it."""
+
+    event: EventType
+    run_id: str
+    target: str
+    api_host: str
+    secret: str
+    registries: tuple[str, ...]
+    trigger: Trigger
+    actor: str
+    source_mount: str | None = None
+    source_path: str | None = None
+    source_version: int | None = None
+    vault_request_id: str | None = None
+    registry_username: str | None = None
+    fingerprint: str | None = None
+    previous_fingerprint: str | None = None
+    verification: str | None = None
+    http_status: int | None = None
+    aicore_request_id: str | None = None
+    error_code: str | None = None
+    message: str | None = None  # sanitised: never a value, body or header
+    duration_ms: int | None = None
+    intent_seq: int | None = None  # outcomes name the intent they close
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecord:
+    """An appended audit row: the event plus its place in the hash chain."""
+
+    seq: int
+    recorded_at: datetime  # the database server's clock
+    event: AuditEvent
+    prev_hash: str
+    row_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    seq: int
+    row_hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.row_hash}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RotationState:
+    """The mutable state of one (target, secret). Never kept in the audit table."""
+
+    key: RotationKey
+    fingerprint: str | None = None
+    source_version: int | None = None
+    last_outcome: str | None = None
+    last_error_code: str | None = None
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_checked_at: datetime | None = None
+    consecutive_failures: int = 0
+    next_run_at: datetime | None = None
+    credential_expires_at: datetime | None = None
+    verification: str | None = None
+    verified_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGrant:
+    """A claimed (target, secret). ``token`` is a fencing token: it only ever grows."""
+
+    key: RotationKey
+    owner: str
+    token: int
+    expires_at: datetime

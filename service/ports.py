@@ -1,0 +1,107 @@
+"""The interfaces the rotation use case depends on.
+
+Adapters implement them (``vault.VaultSource``, ``aicore.client.AICoreClient``,
+``audit.store.AuditStore``, ``audit.state.PostgresStateStore``, ``registry.RegistryVerifier``);
+tests implement them with small fakes in ``tests/fakes.py``. Every method raises only
+errors from ``service.errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from service.model import (
+    AuditEvent,
+    AuditRecord,
+    ChainHead,
+    DockerConfigJson,
+    LeaseGrant,
+    RegistryCredential,
+    RotationKey,
+    RotationState,
+    VerificationResult,
+    WriteReceipt,
+)
+
+if TYPE_CHECKING:
+    from service.config import SourceConfig, VerifyConfig
+
+
+class CredentialSource(Protocol):
+    """Reads registry credentials from Vault / OpenBao."""
+
+    def read(self, source: SourceConfig) -> RegistryCredential:
+        """Read one source now. Raises ``SourceError`` subclasses."""
+        ...
+
+
+class SecretStore(Protocol):
+    """One target's Docker registry secrets in AI Core (write-only data)."""
+
+    @property
+    def target(self) -> str: ...
+
+    @property
+    def api_host(self) -> str: ...
+
+    def edit(self, name: str, config: DockerConfigJson) -> WriteReceipt:
+        """PATCH the whole value (202). Raises ``SecretNotFound`` on 404."""
+        ...
+
+    def create(self, name: str, config: DockerConfigJson) -> WriteReceipt:
+        """POST a new secret (202)."""
+        ...
+
+
+class AuditLog(Protocol):
+    """The append-only, hash-chained audit trail."""
+
+    def append(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Append in order and commit before returning. Raises ``AuditError``."""
+        ...
+
+    def head(self) -> ChainHead | None: ...
+
+    def open_intents(self) -> list[AuditRecord]:
+        """Intents that no outcome names (the process died between intent and outcome)."""
+        ...
+
+
+class StateStore(Protocol):
+    """Mutable state per (target, secret), and the leases that make rotations happen once."""
+
+    def load(self, keys: Sequence[RotationKey] | None = None) -> dict[RotationKey, RotationState]: ...
+
+    def claim(
+        self,
+        keys: Sequence[RotationKey],
+        *,
+        owner: str,
+        ttl: timedelta,
+        due_by: datetime | None,
+    ) -> dict[RotationKey, LeaseGrant]:
+        """Claim the free leases among ``keys``; return only those granted.
+
+        A lease is free when nobody holds it, it expired, or its holder's process is gone.
+        With ``due_by``, a key whose state says its next run is after ``due_by`` is not
+        granted: another replica already did this due time.
+        """
+        ...
+
+    def save(self, states: Sequence[RotationState], *, release: Sequence[LeaseGrant] = ()) -> list[RotationKey]:
+        """Upsert states and release leases in one transaction.
+
+        A state whose key is in ``release`` is written only while that grant is still
+        current (fencing); the keys that were not written are returned.
+        """
+        ...
+
+    def release(self, grants: Sequence[LeaseGrant]) -> None: ...
+
+
+class RegistryVerifier(Protocol):
+    """Checks a credential against a registry's v2 API before it is written."""
+
+    def verify(self, credential: RegistryCredential, *, registry: str, policy: VerifyConfig) -> VerificationResult: ...

@@ -1,0 +1,144 @@
+"""The only module that imports APScheduler (3.11, in-memory job store).
+
+Schedules are pure: ``trigger_for(schedule, name)`` builds a trigger whose fire times
+depend only on the schedule, the secret's name (a fixed phase from its hash) and the
+``now`` it is asked about, so every replica computes the same due times. Random jitter,
+if configured, is added on top by APScheduler when a job actually runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+if TYPE_CHECKING:
+    from service.config import ScheduleConfig
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def cron_problem(expression: str, timezone: str = "UTC") -> str | None:
+    """Why a five-field cron expression (or its time zone) is invalid, or None."""
+    try:
+        CronTrigger.from_crontab(expression, timezone=timezone)
+    except (ValueError, KeyError, LookupError) as e:
+        return str(e) or type(e).__name__
+    return None
+
+
+def phase(name: str, period: timedelta) -> timedelta:
+    """A fixed offset in ``[0, period)`` derived from the secret's name."""
+    if period <= timedelta(0):
+        return timedelta(0)
+    digest = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+    micros = int(period.total_seconds() * 1_000_000)
+    return timedelta(microseconds=digest % micros)
+
+
+class PhasedTrigger(BaseTrigger):
+    """Fires ``offset`` after each fire time of ``inner`` (cron schedules with a phase)."""
+
+    def __init__(self, inner: BaseTrigger, offset: timedelta, jitter: int | None = None) -> None:
+        self.inner = inner
+        self.offset = offset
+        self.jitter = jitter
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        shifted_previous = previous_fire_time - self.offset if previous_fire_time else None
+        nxt = self.inner.get_next_fire_time(shifted_previous, now - self.offset)
+        if nxt is None:
+            return None
+        return self._apply_jitter(nxt + self.offset, self.jitter, now)
+
+    def __str__(self) -> str:
+        return f"{self.inner} + {self.offset}"
+
+
+def trigger_for(schedule: ScheduleConfig, name: str, *, with_jitter: bool = True) -> BaseTrigger:
+    """The APScheduler trigger of one secret's schedule."""
+    jitter = int(schedule.jitter.total_seconds()) or None if with_jitter else None
+    if schedule.every is not None:
+        return IntervalTrigger(
+            seconds=schedule.every.total_seconds(),
+            start_date=EPOCH + phase(name, schedule.every),
+            timezone=UTC,
+            jitter=jitter,
+        )
+    assert schedule.cron is not None
+    cron = CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
+    return PhasedTrigger(cron, phase(name, schedule.max_phase), jitter)
+
+
+def next_runs(schedule: ScheduleConfig, name: str, now: datetime, count: int = 1) -> list[datetime]:
+    """The next ``count`` due times after ``now`` (without random jitter)."""
+    trigger = trigger_for(schedule, name, with_jitter=False)
+    runs: list[datetime] = []
+    previous: datetime | None = None
+    cursor = now
+    while len(runs) < count:
+        nxt = trigger.get_next_fire_time(previous, cursor)
+        if nxt is None:
+            break
+        runs.append(nxt.astimezone(UTC))
+        previous, cursor = nxt, nxt + timedelta(microseconds=1)
+    return runs
+
+
+def next_due_after(schedule: ScheduleConfig, name: str, now: datetime) -> datetime:
+    """The first due time strictly after ``now``."""
+    runs = next_runs(schedule, name, now + timedelta(microseconds=1))
+    return runs[0] if runs else now + timedelta(days=365)
+
+
+class Scheduler:
+    """One job per secret in APScheduler's in-memory store; never shared between replicas."""
+
+    def __init__(self, *, misfire_grace: timedelta, tz: tzinfo = UTC) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=8)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": int(misfire_grace.total_seconds()),
+            },
+            timezone=tz,
+        )
+        self._lock = threading.Lock()
+
+    def add(self, job_id: str, trigger: BaseTrigger, func: Callable[..., Any], *args: Any) -> None:
+        self._scheduler.add_job(func, trigger=trigger, args=args, id=job_id, name=job_id, replace_existing=True)
+
+    def run_soon(self, job_id: str, at: datetime) -> None:
+        """Bring a job's next run forward (dynamic leases, startup recovery)."""
+        with self._lock:
+            job = self._scheduler.get_job(job_id)
+            if job is not None and (job.next_run_time is None or at < job.next_run_time):
+                job.modify(next_run_time=at)
+
+    def next_run_time(self, job_id: str) -> datetime | None:
+        job = self._scheduler.get_job(job_id)
+        return job.next_run_time if job is not None else None
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def shutdown(self, *, wait: bool) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=wait)
+
+    def pause(self) -> None:
+        self._scheduler.pause()
