@@ -24,8 +24,13 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", "-c", metavar="PATH", default=argparse.SUPPRESS,
-                        help="TOML configuration file (default: $ROTATOR_CONFIG)")
+    common.add_argument(
+        "--config",
+        "-c",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="TOML configuration file (default: $ROTATOR_CONFIG)",
+    )
     common.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS)
     common.add_argument("--log-format", choices=["auto", "json", "console"], default=argparse.SUPPRESS)
     return common
@@ -52,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     once.add_argument("--force", action="store_true", help="write even when the credential is unchanged (audited)")
     once.add_argument("--json", action="store_true", help="one JSON object per rotation")
 
-    check = commands.add_parser("check", parents=[common], help="validate the config and reach Vault, AI Core, database")
+    check = commands.add_parser(
+        "check", parents=[common], help="validate the config and reach Vault, AI Core, database"
+    )
     check.add_argument("--offline", action="store_true", help="validate the config only; touch no network")
 
     status = commands.add_parser("status", parents=[common], help="state of each (target, secret)")
@@ -61,19 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_audit(commands, common)
 
     db = commands.add_parser("db", parents=[common], help="database schema").add_subparsers(
-        dest="db_command", metavar="SUBCOMMAND", required=True)
+        dest="db_command", metavar="SUBCOMMAND", required=True
+    )
     db.add_parser("upgrade", parents=[common], help="apply migrations up to head")
     db.add_parser("current", parents=[common], help="show the schema revision and whether it is at head")
-    grants = db.add_parser("grants", parents=[common], help="print SQL granting least privilege to app and reader roles")
+    grants = db.add_parser(
+        "grants", parents=[common], help="print SQL granting least privilege to app and reader roles"
+    )
     grants.add_argument("--app-role", default="rotator_app")
     grants.add_argument("--reader-role", default="rotator_reader")
 
-    demo = commands.add_parser("demo", parents=[common], help="run everything locally: OpenBao, PostgreSQL, AI Core emulator")
+    demo = commands.add_parser(
+        "demo", parents=[common], help="run everything locally: OpenBao, PostgreSQL, AI Core emulator"
+    )
     demo.add_argument("--short", action="store_true", help="a quick run (used by the tests)")
     demo.add_argument("--seconds", type=float, default=None, help="how long the worker runs (default 20, short 6)")
 
     emulator = commands.add_parser("emulator", parents=[common], help="local emulators").add_subparsers(
-        dest="emulator", metavar="NAME", required=True)
+        dest="emulator", metavar="NAME", required=True
+    )
     aicore = emulator.add_parser("aicore", parents=[common], help="the AI Core emulator as a process")
     aicore.add_argument("--host", default="127.0.0.1")
     aicore.add_argument("--port", type=int, default=8900)
@@ -85,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     audit = commands.add_parser("audit", parents=[common], help="read and verify the audit trail").add_subparsers(
-        dest="audit_command", metavar="SUBCOMMAND", required=True)
+        dest="audit_command", metavar="SUBCOMMAND", required=True
+    )
     listing = audit.add_parser("list", parents=[common], help="events, newest first")
     for flag in ("--secret", "--target", "--event", "--actor", "--run"):
         listing.add_argument(flag, action="append", default=[], help=f"filter by {flag[2:]} (repeatable)")

@@ -89,7 +89,7 @@ class SecretRef(_Model):
     @classmethod
     def _refuse_inline(cls, data: Any) -> Any:
         if isinstance(data, str | int | float):
-            raise ValueError(
+            raise ValueError(  # noqa: TRY004 (pydantic reports ValueError as a validation error)
                 "inline secret values are not allowed; reference the value instead: "
                 '{file = "/path"}, {env = "VAR"} or {vault = {path = "...", field = "..."}}'
             )
@@ -217,7 +217,7 @@ class SourceConfig(_Model):
     path: str
     version: int | None = Field(default=None, ge=1)  # KV v2 only: pin a version (rollback)
     username_field: str = "username"
-    password_field: str = "password"
+    password_field: str = "password"  # noqa: S105 (a field name, not a password)
     registry_field: str | None = None
     expiry_field: str | None = None
 
@@ -250,7 +250,7 @@ class ScheduleConfig(_Model):
     @model_validator(mode="after")
     def _one_kind(self) -> ScheduleConfig:
         if (self.every is None) == (self.cron is None):
-            raise ValueError("give exactly one of every (e.g. \"6h\") or cron (e.g. \"0 */6 * * *\")")
+            raise ValueError('give exactly one of every (e.g. "6h") or cron (e.g. "0 */6 * * *")')
         if self.every is not None and self.every < timedelta(seconds=1):
             raise ValueError("every must be at least 1s")
         if self.cron is not None:
@@ -347,6 +347,10 @@ class LogConfig(_Model):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class Defaults(_Model):
+    schedule: ScheduleConfig | None = None
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with ``load_settings``."""
 
@@ -364,7 +368,7 @@ class Settings(BaseSettings):
     rotation: RotationConfig = RotationConfig()
     http: HttpConfig = HttpConfig()
     log: LogConfig = LogConfig()
-    defaults: Defaults = Field(default_factory=lambda: Defaults())
+    defaults: Defaults = Defaults()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     secrets: list[SecretConfig] = Field(default_factory=list)
 
@@ -390,13 +394,6 @@ class Settings(BaseSettings):
             if secret.name == name:
                 return secret
         raise KeyError(name)
-
-
-class Defaults(_Model):
-    schedule: ScheduleConfig | None = None
-
-
-Settings.model_rebuild()
 
 
 # --- loading -----------------------------------------------------------------------
@@ -487,8 +484,11 @@ def cross_reference_issues(raw: Mapping[str, Any]) -> list[ConfigIssue]:
     """Checks across sections, made on the raw file so they show beside field errors."""
     targets = raw.get("targets", {})
     target_names = set(targets) if isinstance(targets, dict) else set()
-    issues = [ConfigIssue(f"targets.{name}", "target names use letters, digits, '.', '_' and '-'")
-              for name in target_names if not TARGET_NAME_RE.match(name)]
+    issues = [
+        ConfigIssue(f"targets.{name}", "target names use letters, digits, '.', '_' and '-'")
+        for name in target_names
+        if not TARGET_NAME_RE.match(name)
+    ]
     secrets = raw.get("secrets", [])
     if not isinstance(secrets, list):
         return issues
@@ -502,11 +502,17 @@ def cross_reference_issues(raw: Mapping[str, Any]) -> list[ConfigIssue]:
             if not isinstance(target, str):
                 continue
             if target not in target_names:
-                issues.append(ConfigIssue(f"{where}.targets", f"names undefined target {target!r} (define [targets.{target}])"))
+                issues.append(
+                    ConfigIssue(f"{where}.targets", f"names undefined target {target!r} (define [targets.{target}])")
+                )
             if isinstance(name, str):
                 first = seen.setdefault((target, name), index)
                 if first != index:
-                    issues.append(ConfigIssue(where, f"secret {name!r} on target {target!r} is already defined by secrets[{first}]"))
+                    issues.append(
+                        ConfigIssue(
+                            where, f"secret {name!r} on target {target!r} is already defined by secrets[{first}]"
+                        )
+                    )
     return issues
 
 

@@ -69,7 +69,7 @@ def render(credential: RegistryCredential, hosts: Iterable[str], *, secret: str)
         )
     auth = base64.b64encode(f"{credential.username}:{credential.password}".encode()).decode()
     entry = {"username": credential.username, "password": credential.password, "auth": auth}
-    value = json.dumps({"auths": {host: entry for host in sorted(hosts)}}, separators=(",", ":"), sort_keys=True)
+    value = json.dumps({"auths": dict.fromkeys(sorted(hosts), entry)}, separators=(",", ":"), sort_keys=True)
     size = len(value.encode())
     if size > MAX_BYTES:
         raise CredentialError(

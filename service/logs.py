@@ -22,10 +22,28 @@ MASK = "[REDACTED]"
 
 SENSITIVE_KEYS = frozenset(
     {
-        "password", "passwd", "token", "access_token", "refresh_token", "id_token", "client_token",
-        "clientsecret", "client_secret", "secret_id", "authorization", "x-vault-token", "jwt",
-        "dockerconfigjson", ".dockerconfigjson", "auth", "private_key", "key_pem", "audit_key",
-        "cookie", "set-cookie", "vault_token",
+        "password",
+        "passwd",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "client_token",
+        "clientsecret",
+        "client_secret",
+        "secret_id",
+        "authorization",
+        "x-vault-token",
+        "jwt",
+        "dockerconfigjson",
+        ".dockerconfigjson",
+        "auth",
+        "private_key",
+        "key_pem",
+        "audit_key",
+        "cookie",
+        "set-cookie",
+        "vault_token",
     }
 )
 

@@ -42,7 +42,7 @@ def phase(name: str, period: timedelta) -> timedelta:
     return timedelta(microseconds=digest % micros)
 
 
-class PhasedTrigger(BaseTrigger):
+class PhasedTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler 3 ships no type hints
     """Fires ``offset`` after each fire time of ``inner`` (cron schedules with a phase)."""
 
     def __init__(self, inner: BaseTrigger, offset: timedelta, jitter: int | None = None) -> None:
@@ -52,10 +52,11 @@ class PhasedTrigger(BaseTrigger):
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         shifted_previous = previous_fire_time - self.offset if previous_fire_time else None
-        nxt = self.inner.get_next_fire_time(shifted_previous, now - self.offset)
+        nxt: datetime | None = self.inner.get_next_fire_time(shifted_previous, now - self.offset)
         if nxt is None:
             return None
-        return self._apply_jitter(nxt + self.offset, self.jitter, now)
+        fire_time: datetime = self._apply_jitter(nxt + self.offset, self.jitter, now)
+        return fire_time
 
     def __str__(self) -> str:
         return f"{self.inner} + {self.offset}"

