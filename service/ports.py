@@ -2,7 +2,8 @@
 
 Adapters implement them (``vault.VaultSource``, ``aicore.client.AICoreClient``,
 ``audit.store.AuditStore``, ``audit.state.PostgresStateStore``, ``registry.RegistryVerifier``);
-tests implement them with small fakes in ``tests/fakes.py``. Every method raises only
+tests implement them with small fakes in ``tests/fakes.py``. ``RotationListener`` is
+implemented by the composition root (logs, metrics). Every method raises only
 errors from ``service.errors``.
 """
 
@@ -27,6 +28,9 @@ from service.model import (
 
 if TYPE_CHECKING:
     from service.config import SourceConfig, VerifyConfig
+    from service.errors import RotatorError
+    from service.rotation import RotationResult
+    from service.sweep import SweepReport
 
 
 class CredentialSource(Protocol):
@@ -105,3 +109,13 @@ class RegistryVerifier(Protocol):
     """Checks a credential against a registry's v2 API before it is written."""
 
     def verify(self, credential: RegistryCredential, *, registry: str, policy: VerifyConfig) -> VerificationResult: ...
+
+
+class RotationListener(Protocol):
+    """Told about results as they happen: logs and metrics hang here, not in the use case."""
+
+    def rotation_finished(self, result: RotationResult) -> None: ...
+
+    def sweep_finished(self, report: SweepReport) -> None: ...
+
+    def audit_write_failed(self, error: RotatorError) -> None: ...

@@ -18,7 +18,9 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 SOURCE = SourceInfo(mount="secret", path="registries/acme", version=3)
 
 
-def credential(username: str = "robot", password: str = "sentinel-pass", registry: str | None = None) -> RegistryCredential:
+def credential(
+    username: str = "robot", password: str = "sentinel-pass", registry: str | None = None
+) -> RegistryCredential:
     return RegistryCredential(username=username, password=password, source=SOURCE, read_at=NOW, registry=registry)
 
 
@@ -28,11 +30,16 @@ def test_render_has_auths_per_host() -> None:
     data = json.loads(config.reveal())
     assert list(data["auths"]) == ["a.example", "b.example"]
     entry = data["auths"]["a.example"]
-    assert entry == {"username": "robot", "password": "sentinel-pass",
-                     "auth": base64.b64encode(b"robot:sentinel-pass").decode()}
+    assert entry == {
+        "username": "robot",
+        "password": "sentinel-pass",
+        "auth": base64.b64encode(b"robot:sentinel-pass").decode(),
+    }
 
 
-@pytest.mark.parametrize("alias", ["docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/"])
+@pytest.mark.parametrize(
+    "alias", ["docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/"]
+)
 def test_docker_hub_is_normalised(alias: str) -> None:
     """Every spelling of Docker Hub becomes https://index.docker.io."""
     assert normalise_host(alias) == "https://index.docker.io"
@@ -40,8 +47,9 @@ def test_docker_hub_is_normalised(alias: str) -> None:
 
 def test_hosts_merge_config_and_source() -> None:
     """The source's own registry host joins the configured ones, deduplicated and sorted."""
-    hosts = registry_hosts(["Registry.Example:5000", "docker.io"], credential(registry="registry.example:5000"),
-                           secret="acme-registry")
+    hosts = registry_hosts(
+        ["Registry.Example:5000", "docker.io"], credential(registry="registry.example:5000"), secret="acme-registry"
+    )
     assert hosts == ["https://index.docker.io", "registry.example:5000"]
 
 
@@ -93,7 +101,10 @@ def test_fingerprint_is_keyed_and_labelled() -> None:
     assert len(one.digest) == 64
 
 
-@given(st.text(min_size=1, max_size=40).filter(lambda s: s.strip() and ":" not in s), st.text(min_size=1, max_size=80).filter(str.strip))
+@given(
+    st.text(min_size=1, max_size=40).filter(lambda s: s.strip() and ":" not in s),
+    st.text(min_size=1, max_size=80).filter(str.strip),
+)
 def test_render_is_deterministic(username: str, password: str) -> None:
     """The same credential always renders to the same bytes (so fingerprints compare)."""
     cred = credential(username=username, password=password)

@@ -1,0 +1,149 @@
+"""The rotation use case, part one: pure decisions and the values they work on.
+
+Nothing here does I/O or reads a clock: every function takes what it decides on,
+``now`` included. ``service.sweep`` runs these decisions against the ports.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from service.model import (
+    AuditEvent,
+    EventType,
+    Fingerprint,
+    Outcome,
+    RegistryCredential,
+    RotationKey,
+    RotationState,
+    Trigger,
+    VerificationOutcome,
+    VerificationResult,
+)
+
+
+class Action(enum.StrEnum):
+    WRITE = "write"  # the credential changed (or was never written)
+    UNCHANGED = "unchanged"  # same fingerprint as the last one applied: nothing to do
+    FORCE = "force"  # unchanged, but written anyway on request
+
+
+def decide(state: RotationState | None, new: Fingerprint, *, force: bool) -> Action:
+    """Write when the fingerprint differs from the last one applied; rewrite an unchanged one only when forced."""
+    if state is None or state.fingerprint != str(new):
+        return Action.WRITE
+    return Action.FORCE if force else Action.UNCHANGED
+
+
+def verification_allows(result: VerificationResult, *, on_unreachable: str) -> bool:
+    """Only ``ok`` lets a write go ahead, or an unreachable registry when configured to proceed."""
+    if result.ok:
+        return True
+    return result.outcome is VerificationOutcome.REGISTRY_UNREACHABLE and on_unreachable == "proceed"
+
+
+def lease_deadline(credential: RegistryCredential, *, fraction: float) -> datetime | None:
+    """When a dynamic credential should be replaced: a fraction of its lease after it was read."""
+    candidates = []
+    if credential.source.lease_duration:
+        candidates.append(credential.read_at + timedelta(seconds=credential.source.lease_duration * fraction))
+    if credential.expires_at is not None:
+        lifetime = credential.expires_at - credential.read_at
+        candidates.append(credential.read_at + lifetime * fraction)
+    return min(candidates) if candidates else None
+
+
+def next_run(scheduled: datetime, credential: RegistryCredential | None, *, fraction: float) -> datetime:
+    """The earlier of the schedule and the credential's renewal deadline."""
+    deadline = lease_deadline(credential, fraction=fraction) if credential is not None else None
+    return min(scheduled, deadline) if deadline is not None else scheduled
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RotationResult:
+    """What one rotation came to: for logs, metrics, state and the `once` report. No secret values."""
+
+    key: RotationKey
+    outcome: Outcome
+    trigger: Trigger
+    run_id: str
+    fingerprint: str | None = None
+    previous_fingerprint: str | None = None
+    source_version: int | None = None
+    registry_username: str | None = None
+    verification: str | None = None
+    http_status: int | None = None
+    request_id: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+    duration_ms: int = 0
+    would_write: bool | None = None  # dry runs: whether a real run would write
+    credential_expires_at: datetime | None = None
+    next_run_at: datetime | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in (Outcome.FAILED, Outcome.REJECTED, Outcome.INTERRUPTED)
+
+
+def state_after(previous: RotationState | None, result: RotationResult, *, now: datetime) -> RotationState:
+    """The state row once ``result`` is known."""
+    base = previous or RotationState(key=result.key)
+    checked = replace(
+        base, last_attempt_at=now, next_run_at=result.next_run_at or base.next_run_at, last_outcome=str(result.outcome)
+    )
+    if result.verification is not None and result.verification != VerificationOutcome.SKIPPED:
+        checked = replace(checked, verification=result.verification, verified_at=now)
+    if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
+        return replace(
+            checked,
+            fingerprint=result.fingerprint or base.fingerprint,
+            source_version=result.source_version if result.source_version is not None else base.source_version,
+            last_success_at=now,
+            last_checked_at=now,
+            consecutive_failures=0,
+            last_error_code=None,
+            credential_expires_at=result.credential_expires_at or base.credential_expires_at,
+        )
+    return replace(checked, consecutive_failures=base.consecutive_failures + 1, last_error_code=result.error_code)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventContext:
+    """The fields every audit row of one rotation shares."""
+
+    run_id: str
+    key: RotationKey
+    api_host: str
+    registries: tuple[str, ...]
+    trigger: Trigger
+    actor: str
+    credential: RegistryCredential | None = None
+    fingerprint: str | None = None
+    previous_fingerprint: str | None = None
+    verification: str | None = None
+
+    def event(self, kind: EventType, **fields: object) -> AuditEvent:
+        """An audit event of this rotation; ``fields`` add outcome details."""
+        source = self.credential.source if self.credential is not None else None
+        return AuditEvent(
+            event=kind,
+            run_id=self.run_id,
+            target=self.key.target,
+            api_host=self.api_host,
+            secret=self.key.secret,
+            registries=self.registries,
+            trigger=self.trigger,
+            actor=self.actor,
+            source_mount=source.mount if source else None,
+            source_path=source.path if source else None,
+            source_version=source.version if source else None,
+            vault_request_id=source.request_id if source else None,
+            registry_username=self.credential.username if self.credential is not None else None,
+            fingerprint=self.fingerprint,
+            previous_fingerprint=self.previous_fingerprint,
+            verification=self.verification,
+            **fields,  # type: ignore[arg-type]  # keyword names are AuditEvent's own
+        )

@@ -1,0 +1,514 @@
+"""The rotation use case, part two: a sweep runs rotations over the ports.
+
+One rotation follows DESIGN.md step by step: claim the lease, read the source (once per
+sweep), render, fingerprint, compare with the state, verify, append the intent and
+commit it, PATCH, append the outcome, save the state and release the lease. Rotations
+run concurrently (bounded in total and per target); their database writes are batched
+by ``Batcher`` so a thousand rotations do not become a thousand serial transactions.
+No adapter library is imported here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from service import logs
+from service.batching import Batcher
+from service.config import SecretConfig
+from service.dockerconfig import fingerprint, registry_hosts, render
+from service.errors import AICoreError, AuditError, RotatorError, SecretNotFound
+from service.model import (
+    AuditEvent,
+    AuditRecord,
+    ChainHead,
+    DockerConfigJson,
+    EventType,
+    LeaseGrant,
+    Outcome,
+    RegistryCredential,
+    RotationKey,
+    RotationState,
+    Trigger,
+    VerificationResult,
+    WriteReceipt,
+)
+from service.ports import AuditLog, CredentialSource, RegistryVerifier, RotationListener, SecretStore, StateStore
+from service.rotation import (
+    Action,
+    EventContext,
+    RotationResult,
+    decide,
+    next_run,
+    state_after,
+    verification_allows,
+)
+
+log = logs.get_logger("rotator.sweep")
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SweepRequest:
+    secrets: Sequence[SecretConfig]
+    trigger: Trigger = Trigger.SCHEDULE
+    targets: frozenset[str] | None = None
+    force: bool = False
+    dry_run: bool = False
+    due_by: datetime | None = None  # scheduled sweeps: skip what another replica already did
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SweepReport:
+    run_id: str
+    trigger: Trigger
+    results: list[RotationResult]
+    head: ChainHead | None
+    duration_ms: int
+
+    @property
+    def failed(self) -> list[RotationResult]:
+        return [result for result in self.results if result.failed]
+
+    def counts(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for result in self.results:
+            totals[result.outcome] = totals.get(result.outcome, 0) + 1
+        return totals
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RotatorOptions:
+    audit_key: bytes = field(repr=False)
+    audit_key_id: str
+    actor: str  # who writes: "rotator/<version>@<instance>"
+    owner: str  # lease owner: this process
+    lease_ttl: timedelta
+    max_concurrency: int
+    per_target_concurrency: int
+    target_concurrency: Mapping[str, int] = field(default_factory=dict)
+    renew_fraction: float = 0.67
+    schedule_next: Callable[[SecretConfig, datetime], datetime] | None = None
+
+
+class _Once(Generic[K, V]):
+    """Computes each key once; concurrent callers of the same key wait for the first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[K, Future[V]] = {}
+
+    def get(self, key: K, compute: Callable[[], V]) -> V:
+        with self._lock:
+            future = self._futures.get(key)
+            owner = future is None
+            if future is None:
+                future = self._futures[key] = Future()
+        if owner:
+            try:
+                future.set_result(compute())
+            except BaseException as e:  # noqa: BLE001 (re-raised in every caller below)
+                future.set_exception(e)
+        return future.result()
+
+
+@dataclass(slots=True)
+class _Scope:
+    """One sweep: its request, run id, time, and what it read once for all its rotations."""
+
+    request: SweepRequest
+    run_id: str
+    now: datetime
+    sources: _Once[Hashable, RegistryCredential] = field(default_factory=_Once)
+    verifications: _Once[Hashable, VerificationResult] = field(default_factory=_Once)
+
+
+class Rotator:
+    """Runs sweeps of rotations over the ports; owns the pool that bounds concurrency."""
+
+    def __init__(
+        self,
+        *,
+        source: CredentialSource,
+        stores: Callable[[str], SecretStore],
+        audit: AuditLog,
+        state: StateStore,
+        verifier: RegistryVerifier,
+        listener: RotationListener,
+        options: RotatorOptions,
+        clock: Callable[[], datetime],
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._stores = stores
+        self._audit = audit
+        self._state = state
+        self._verifier = verifier
+        self._listener = listener
+        self._options = options
+        self._clock = clock
+        self._timer = timer
+        self._pool = ThreadPoolExecutor(max_workers=options.max_concurrency, thread_name_prefix="rotation")
+        self._slots_lock = threading.Lock()
+        self._target_slots: dict[str, threading.BoundedSemaphore] = {}
+        self._append = Batcher(self._flush_appends)
+        self._claim = Batcher(self._flush_claims)
+        self._load = Batcher(self._flush_loads)
+        self._save = Batcher(self._flush_saves)
+
+    # --- sweeps -----------------------------------------------------------------
+
+    def sweep(self, request: SweepRequest) -> SweepReport:
+        """Run every (target, secret) of the request concurrently and wait for all of them."""
+        scope = _Scope(request=request, run_id=new_run_id(), now=self._clock())
+        started = self._timer()
+        futures = [
+            self._pool.submit(self._rotate, scope, secret, RotationKey(target, secret.name))
+            for secret in request.secrets
+            for target in secret.targets
+            if request.targets is None or target in request.targets
+        ]
+        results = [future.result() for future in futures]
+        return self._report(scope, results, started)
+
+    def recover(self, secrets: Mapping[str, SecretConfig]) -> SweepReport:
+        """Close intents left open by a dead process as ``interrupted`` and rotate them again at once."""
+        scope = _Scope(
+            request=SweepRequest(secrets=[], trigger=Trigger.STARTUP, force=True),
+            run_id=new_run_id(),
+            now=self._clock(),
+        )
+        started = self._timer()
+        latest: dict[RotationKey, AuditRecord] = {}
+        for record in self._audit.open_intents():
+            latest[RotationKey(record.event.target, record.event.secret)] = record
+        futures = [
+            self._pool.submit(self._recover_one, scope, record, secrets.get(key.secret))
+            for key, record in latest.items()
+        ]
+        results = [result for future in futures if (result := future.result()) is not None]
+        return self._report(scope, results, started)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _report(self, scope: _Scope, results: list[RotationResult], started: float) -> SweepReport:
+        head = None
+        if not scope.request.dry_run and results:
+            try:
+                head = self._audit.head()
+            except AuditError as e:
+                self._listener.audit_write_failed(e)
+        report = SweepReport(
+            run_id=scope.run_id,
+            trigger=scope.request.trigger,
+            results=results,
+            head=head,
+            duration_ms=int((self._timer() - started) * 1000),
+        )
+        self._listener.sweep_finished(report)
+        return report
+
+    # --- one rotation -------------------------------------------------------------
+
+    def _rotate(
+        self, scope: _Scope, secret: SecretConfig, key: RotationKey, grant: LeaseGrant | None = None
+    ) -> RotationResult:
+        started = self._timer()
+        logs.bind(run_id=scope.run_id, secret=key.secret, target=key.target)
+        try:
+            result = self._guarded(scope, secret, key, grant)
+        finally:
+            logs.unbind("run_id", "secret", "target")
+        result = replace(result, duration_ms=int((self._timer() - started) * 1000))
+        self._listener.rotation_finished(result)
+        return result
+
+    def _guarded(
+        self, scope: _Scope, secret: SecretConfig, key: RotationKey, grant: LeaseGrant | None
+    ) -> RotationResult:
+        try:
+            if scope.request.dry_run:
+                return self._attempt(scope, secret, key, self._load(key))
+            if grant is None:
+                grant, state = self._claim((key, scope.request.due_by))
+                if grant is None:
+                    return self._result(
+                        scope,
+                        key,
+                        Outcome.SKIPPED,
+                        message="another replica holds it or already rotated it for this due time",
+                    )
+            else:
+                state = self._load(key)
+        except RotatorError as e:
+            return self._failure(scope, key, e)
+        return self._finish(scope, secret, key, state, grant)
+
+    def _finish(
+        self, scope: _Scope, secret: SecretConfig, key: RotationKey, state: RotationState | None, grant: LeaseGrant
+    ) -> RotationResult:
+        try:
+            result = self._attempt(scope, secret, key, state)
+        except RotatorError as e:
+            result = self._failure(scope, key, e, next_run_at=self._scheduled(secret, scope.now))
+        except Exception as e:  # a bug must not leave the lease held or stop the sweep
+            log.exception("rotation.internal_error", error=type(e).__name__)
+            result = self._failure(scope, key, RotatorError(f"internal error: {type(e).__name__}"))
+        try:
+            if not self._save((state_after(state, result, now=self._clock()), grant)):
+                log.warning("rotation.lease_lost", token=grant.token)
+        except RotatorError as e:
+            log.error("rotation.state_not_saved", error=e.code, message=str(e))
+        return result
+
+    def _attempt(
+        self, scope: _Scope, secret: SecretConfig, key: RotationKey, state: RotationState | None
+    ) -> RotationResult:
+        store = self._stores(key.target)
+        credential = scope.sources.get(secret.source.ident, lambda: self._source.read(secret.source))
+        hosts = registry_hosts(secret.registries, credential, secret=secret.name)
+        config = render(credential, hosts, secret=secret.name)
+        new = fingerprint(config, key=self._options.audit_key, key_id=self._options.audit_key_id)
+        previous = state.fingerprint if state else None
+        ctx = EventContext(
+            run_id=scope.run_id,
+            key=key,
+            api_host=store.api_host,
+            registries=tuple(hosts),
+            trigger=scope.request.trigger,
+            actor=self._options.actor,
+            credential=credential,
+            fingerprint=str(new),
+            previous_fingerprint=previous,
+        )
+        done = self._partial(scope, secret, ctx, credential)
+        action = decide(state, new, force=scope.request.force)
+        if action is Action.UNCHANGED:
+            outcome = Outcome.DRY_RUN if scope.request.dry_run else Outcome.UNCHANGED
+            return done(outcome, would_write=False if scope.request.dry_run else None)
+        verification = scope.verifications.get(
+            (secret.name, tuple(hosts)), lambda: self._verify(secret, credential, hosts)
+        )
+        ctx = replace(ctx, verification=str(verification.outcome))
+        done = self._partial(scope, secret, ctx, credential)
+        if not verification_allows(verification, on_unreachable=secret.verify.on_unreachable):
+            return self._reject(scope, ctx, verification, done)
+        if scope.request.dry_run:
+            return done(Outcome.DRY_RUN, would_write=True)
+        forced = action is Action.FORCE and scope.request.trigger is Trigger.MANUAL
+        return self._apply(ctx, store, secret, config, forced=forced, done=done)
+
+    def _apply(
+        self,
+        ctx: EventContext,
+        store: SecretStore,
+        secret: SecretConfig,
+        config: DockerConfigJson,
+        *,
+        forced: bool,
+        done: Callable[..., RotationResult],
+    ) -> RotationResult:
+        events = [ctx.event(EventType.FORCED, message="written although unchanged (--force)")] if forced else []
+        try:
+            intent = self._append([*events, ctx.event(EventType.INTENT)])[-1]
+        except AuditError as e:  # no PATCH without a committed intent
+            self._listener.audit_write_failed(e)
+            raise
+        started = self._timer()
+        try:
+            receipt = self._write(store, secret, config)
+        except AICoreError as e:
+            self._outcome(
+                ctx.event(
+                    EventType.FAILED,
+                    intent_seq=intent.seq,
+                    http_status=e.status,
+                    aicore_request_id=e.request_id,
+                    error_code=e.code,
+                    message=str(e),
+                    duration_ms=self._elapsed(started),
+                )
+            )
+            return done(
+                Outcome.FAILED, http_status=e.status, request_id=e.request_id, error_code=e.code, message=str(e)
+            )
+        self._outcome(
+            ctx.event(
+                EventType.APPLIED,
+                intent_seq=intent.seq,
+                http_status=receipt.status,
+                aicore_request_id=receipt.request_id,
+                duration_ms=self._elapsed(started),
+            )
+        )
+        return done(Outcome.APPLIED, http_status=receipt.status, request_id=receipt.request_id)
+
+    def _reject(
+        self, scope: _Scope, ctx: EventContext, verification: VerificationResult, done: Callable[..., RotationResult]
+    ) -> RotationResult:
+        message = f"registry {verification.registry} refused the credential: {verification.detail}".rstrip(": ")
+        if not scope.request.dry_run:
+            self._append(
+                [
+                    ctx.event(
+                        EventType.REJECTED,
+                        error_code=str(verification.outcome),
+                        message=message,
+                        http_status=verification.status,
+                    )
+                ]
+            )
+        return done(Outcome.REJECTED, error_code=str(verification.outcome), message=message)
+
+    def _write(self, store: SecretStore, secret: SecretConfig, config: DockerConfigJson) -> WriteReceipt:
+        with self._slot(store.target):
+            try:
+                return store.edit(secret.name, config)
+            except SecretNotFound:
+                if not secret.create_missing:
+                    raise
+                log.info("rotation.creating", reason="not found and create_missing is set")
+                return store.create(secret.name, config)
+
+    def _outcome(self, event: AuditEvent) -> None:
+        """Append an outcome; if the trail is down the intent stays open and start-up recovery closes it."""
+        try:
+            self._append([event])
+        except AuditError as e:
+            self._listener.audit_write_failed(e)
+            log.error("audit.outcome_not_written", error=e.code, intent_seq=event.intent_seq, event_type=event.event)
+
+    def _verify(self, secret: SecretConfig, credential: RegistryCredential, hosts: list[str]) -> VerificationResult:
+        results = [self._verifier.verify(credential, registry=host, policy=secret.verify) for host in hosts]
+        failing = [result for result in results if not result.ok]
+        return failing[0] if failing else results[0]
+
+    def _recover_one(self, scope: _Scope, record: AuditRecord, secret: SecretConfig | None) -> RotationResult | None:
+        key = RotationKey(record.event.target, record.event.secret)
+        logs.bind(run_id=scope.run_id, secret=key.secret, target=key.target)
+        try:
+            grant, _ = self._claim((key, None))
+            if grant is None:
+                return None  # its owner is alive: the intent is not orphaned
+            self._append(
+                [
+                    replace(
+                        record.event,
+                        event=EventType.INTERRUPTED,
+                        run_id=scope.run_id,
+                        trigger=Trigger.STARTUP,
+                        actor=self._options.actor,
+                        intent_seq=record.seq,
+                        message="the process stopped between intent and outcome",
+                        http_status=None,
+                        aicore_request_id=None,
+                        error_code="interrupted",
+                        duration_ms=None,
+                    )
+                ]
+            )
+            log.warning("rotation.interrupted", intent_seq=record.seq)
+        except RotatorError as e:
+            return self._failure(scope, key, e)
+        finally:
+            logs.unbind("run_id", "secret", "target")
+        if secret is None or key.target not in secret.targets:
+            self._state.release([grant])
+            return self._result(scope, key, Outcome.INTERRUPTED, message="no longer configured; not rotated again")
+        return self._rotate(scope, secret, key, grant)
+
+    # --- helpers ------------------------------------------------------------------
+
+    def _partial(
+        self, scope: _Scope, secret: SecretConfig, ctx: EventContext, credential: RegistryCredential
+    ) -> Callable[..., RotationResult]:
+        base: dict[str, Any] = {
+            "fingerprint": ctx.fingerprint,
+            "previous_fingerprint": ctx.previous_fingerprint,
+            "source_version": credential.source.version,
+            "registry_username": credential.username,
+            "verification": ctx.verification,
+            "credential_expires_at": credential.expires_at,
+            "next_run_at": self._next_run(secret, credential, scope.now),
+        }
+        return lambda outcome, **more: self._result(scope, ctx.key, outcome, **{**base, **more})
+
+    def _result(self, scope: _Scope, key: RotationKey, outcome: Outcome, **fields: Any) -> RotationResult:
+        return RotationResult(key=key, outcome=outcome, trigger=scope.request.trigger, run_id=scope.run_id, **fields)
+
+    def _failure(self, scope: _Scope, key: RotationKey, error: RotatorError, **fields: Any) -> RotationResult:
+        log.warning("rotation.error", error=error.code, message=str(error))
+        return self._result(
+            scope,
+            key,
+            Outcome.FAILED,
+            error_code=error.code,
+            message=str(error),
+            http_status=getattr(error, "status", None),
+            request_id=getattr(error, "request_id", None),
+            **fields,
+        )
+
+    def _scheduled(self, secret: SecretConfig, now: datetime) -> datetime | None:
+        return self._options.schedule_next(secret, now) if self._options.schedule_next else None
+
+    def _next_run(self, secret: SecretConfig, credential: RegistryCredential, now: datetime) -> datetime | None:
+        scheduled = self._scheduled(secret, now)
+        if scheduled is None:
+            return None
+        return next_run(scheduled, credential, fraction=self._options.renew_fraction)
+
+    def _elapsed(self, started: float) -> int:
+        return int((self._timer() - started) * 1000)
+
+    def _slot(self, target: str) -> threading.BoundedSemaphore:
+        with self._slots_lock:
+            if target not in self._target_slots:
+                limit = self._options.target_concurrency.get(target, self._options.per_target_concurrency)
+                self._target_slots[target] = threading.BoundedSemaphore(limit)
+            return self._target_slots[target]
+
+    # --- batched writes -----------------------------------------------------------
+
+    def _flush_appends(self, batches: list[list[AuditEvent]]) -> list[list[AuditRecord]]:
+        records = self._audit.append([event for batch in batches for event in batch])
+        out, at = [], 0
+        for batch in batches:
+            out.append(records[at : at + len(batch)])
+            at += len(batch)
+        return out
+
+    def _flush_claims(
+        self, items: list[tuple[RotationKey, datetime | None]]
+    ) -> list[tuple[LeaseGrant | None, RotationState | None]]:
+        grants: dict[RotationKey, LeaseGrant] = {}
+        for due_by in {due for _, due in items}:
+            keys = [key for key, due in items if due == due_by]
+            grants.update(
+                self._state.claim(keys, owner=self._options.owner, ttl=self._options.lease_ttl, due_by=due_by)
+            )
+        states = self._state.load(list(grants)) if grants else {}
+        return [(grants.get(key), states.get(key)) for key, _ in items]
+
+    def _flush_loads(self, keys: list[RotationKey]) -> list[RotationState | None]:
+        states = self._state.load(keys)
+        return [states.get(key) for key in keys]
+
+    def _flush_saves(self, items: list[tuple[RotationState, LeaseGrant]]) -> list[bool]:
+        states = [state for state, _ in items]
+        unwritten = set(self._state.save(states, release=[grant for _, grant in items]))
+        return [grant.key not in unwritten for _, grant in items]
+
+
+def new_run_id() -> str:
+    """A short random id naming one sweep in logs and in the audit trail."""
+    return uuid.uuid4().hex[:16]
