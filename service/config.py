@@ -253,6 +253,8 @@ class ScheduleConfig(_Model):
             raise ValueError('give exactly one of every (e.g. "6h") or cron (e.g. "0 */6 * * *")')
         if self.every is not None and self.every < timedelta(seconds=1):
             raise ValueError("every must be at least 1s")
+        if self.every is not None and self.jitter >= self.every:
+            raise ValueError("jitter must be shorter than the interval (every)")
         if self.cron is not None:
             from service.scheduler import cron_problem  # apscheduler only where needed
 

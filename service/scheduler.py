@@ -42,17 +42,22 @@ def phase(name: str, period: timedelta) -> timedelta:
     return timedelta(microseconds=digest % micros)
 
 
-class PhasedTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler 3 ships no type hints
-    """Fires ``offset`` after each fire time of ``inner`` (cron schedules with a phase)."""
+class GridTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler 3 ships no type hints
+    """Fires on ``inner``'s grid shifted by ``offset``, plus random jitter that never accumulates.
 
-    def __init__(self, inner: BaseTrigger, offset: timedelta, jitter: int | None = None) -> None:
+    APScheduler 3's own jitter is added to the previous fire time, so an interval job
+    drifts a little further at every run. Here each fire time is the next grid point
+    strictly after the previous one, and jitter is added to that point alone.
+    """
+
+    def __init__(self, inner: BaseTrigger, offset: timedelta = timedelta(0), jitter: int | None = None) -> None:
         self.inner = inner
         self.offset = offset
         self.jitter = jitter
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        shifted_previous = previous_fire_time - self.offset if previous_fire_time else None
-        nxt: datetime | None = self.inner.get_next_fire_time(shifted_previous, now - self.offset)
+        after = previous_fire_time + timedelta(microseconds=1) if previous_fire_time else now
+        nxt: datetime | None = self.inner.get_next_fire_time(None, after - self.offset)
         if nxt is None:
             return None
         fire_time: datetime = self._apply_jitter(nxt + self.offset, self.jitter, now)
@@ -64,17 +69,14 @@ class PhasedTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler 3 ships n
 
 def trigger_for(schedule: ScheduleConfig, name: str, *, with_jitter: bool = True) -> BaseTrigger:
     """The APScheduler trigger of one secret's schedule."""
-    jitter = int(schedule.jitter.total_seconds()) or None if with_jitter else None
+    jitter = (int(schedule.jitter.total_seconds()) or None) if with_jitter else None
     if schedule.every is not None:
-        return IntervalTrigger(
-            seconds=schedule.every.total_seconds(),
-            start_date=EPOCH + phase(name, schedule.every),
-            timezone=UTC,
-            jitter=jitter,
-        )
+        grid = IntervalTrigger(seconds=schedule.every.total_seconds(), start_date=EPOCH + phase(name, schedule.every),
+                               timezone=UTC)
+        return GridTrigger(grid, jitter=jitter)
     assert schedule.cron is not None
     cron = CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
-    return PhasedTrigger(cron, phase(name, schedule.max_phase), jitter)
+    return GridTrigger(cron, phase(name, schedule.max_phase), jitter)
 
 
 def next_runs(schedule: ScheduleConfig, name: str, now: datetime, count: int = 1) -> list[datetime]:
@@ -119,12 +121,20 @@ class Scheduler:
     def add(self, job_id: str, trigger: BaseTrigger, func: Callable[..., Any], *args: Any) -> None:
         self._scheduler.add_job(func, trigger=trigger, args=args, id=job_id, name=job_id, replace_existing=True)
 
-    def run_soon(self, job_id: str, at: datetime) -> None:
-        """Bring a job's next run forward (dynamic leases, startup recovery)."""
+    def once(self, job_id: str, at: datetime, func: Callable[..., Any], *args: Any) -> None:
+        """Run ``func`` once at ``at`` (or earlier, if an earlier one-off is pending under the same id).
+
+        Used for start-up catch-up and dynamic leases: a separate one-off job, so the
+        regular job keeps its deterministic phase.
+        """
+        from apscheduler.triggers.date import DateTrigger
+
         with self._lock:
-            job = self._scheduler.get_job(job_id)
-            if job is not None and (job.next_run_time is None or at < job.next_run_time):
-                job.modify(next_run_time=at)
+            pending = self._scheduler.get_job(job_id)
+            if pending is not None and pending.next_run_time is not None and pending.next_run_time <= at:
+                return
+            self._scheduler.add_job(func, trigger=DateTrigger(run_date=at), args=args, id=job_id, name=job_id,
+                                    replace_existing=True)
 
     def next_run_time(self, job_id: str) -> datetime | None:
         job = self._scheduler.get_job(job_id)

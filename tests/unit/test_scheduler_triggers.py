@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from service.config import ScheduleConfig
-from service.scheduler import next_due_after, next_runs, phase
+from service.scheduler import next_due_after, next_runs, phase, trigger_for
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -50,3 +50,15 @@ def test_next_due_after_is_strictly_later() -> None:
     schedule = ScheduleConfig(every=timedelta(minutes=10))
     run = next_runs(schedule, "acme-registry", NOW)[0]
     assert next_due_after(schedule, "acme-registry", run) == run + timedelta(minutes=10)
+
+
+def test_jitter_does_not_accumulate() -> None:
+    """With jitter, each run stays within jitter of its grid point, run after run."""
+    schedule = ScheduleConfig(every=timedelta(minutes=10), jitter=timedelta(seconds=30))
+    trigger = trigger_for(schedule, "acme-registry")
+    grid = next_runs(schedule, "acme-registry", NOW, count=50)
+    previous = None
+    for point in grid:
+        fire = trigger.get_next_fire_time(previous, previous or NOW)
+        assert point <= fire <= point + timedelta(seconds=30)
+        previous = fire

@@ -1,0 +1,92 @@
+"""Prometheus metrics: the only module that imports prometheus_client.
+
+Labels hold names (target, secret, outcome), never a value. Each ``Metrics`` has its own
+registry, so tests and several workers in one process do not share counters.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from service import __version__
+
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    """Every metric the worker exports, with small methods that keep label use consistent."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.rotations = Counter(
+            "rotator_rotations", "Rotations by outcome.", ["target", "secret", "outcome"], registry=r
+        )
+        self.duration = Histogram(
+            "rotator_rotation_duration_seconds", "Duration of one rotation.", buckets=DURATION_BUCKETS, registry=r
+        )
+        self.last_success = Gauge(
+            "rotator_last_success_timestamp_seconds",
+            "When the secret was last confirmed up to date (written or unchanged).",
+            ["target", "secret"],
+            registry=r,
+        )
+        self.last_attempt = Gauge(
+            "rotator_last_attempt_timestamp_seconds",
+            "When a rotation was last attempted.",
+            ["target", "secret"],
+            registry=r,
+        )
+        self.next_run = Gauge(
+            "rotator_next_run_timestamp_seconds", "Next scheduled run of the secret.", ["secret"], registry=r
+        )
+        self.credential_expiry = Gauge(
+            "rotator_credential_expiry_timestamp_seconds",
+            "When the current credential expires, where the source says.",
+            ["secret"],
+            registry=r,
+        )
+        self.vault_token_expiry = Gauge(
+            "rotator_vault_token_expiry_timestamp_seconds", "When the rotator's own Vault token expires.", registry=r
+        )
+        self.audit_write_failures = Counter("rotator_audit_write_failures", "Audit appends that failed.", registry=r)
+        self.verification_ok = Gauge(
+            "rotator_verification_ok",
+            "1 if the registry accepted the secret's credential at the last check, else 0.",
+            ["target", "secret"],
+            registry=r,
+        )
+        self.audit_head = Gauge("rotator_audit_chain_head_seq", "Sequence number of the audit chain head.", registry=r)
+        self.sweep_duration = Histogram(
+            "rotator_sweep_duration_seconds", "Duration of one sweep.", buckets=DURATION_BUCKETS, registry=r
+        )
+        build = Gauge("rotator_build_info", "Build information.", ["version"], registry=r)
+        build.labels(version=__version__).set(1)
+
+    def rotation(
+        self,
+        *,
+        target: str,
+        secret: str,
+        outcome: str,
+        seconds: float,
+        at: datetime,
+        success: bool,
+        verification: str | None,
+    ) -> None:
+        """Record one finished rotation."""
+        self.rotations.labels(target=target, secret=secret, outcome=outcome).inc()
+        self.duration.observe(seconds)
+        if outcome == "skipped":
+            return
+        self.last_attempt.labels(target=target, secret=secret).set(at.timestamp())
+        if success:
+            self.last_success.labels(target=target, secret=secret).set(at.timestamp())
+        if verification not in (None, "skipped"):
+            self.verification_ok.labels(target=target, secret=secret).set(1 if verification == "ok" else 0)
+
+    def exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

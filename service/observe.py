@@ -1,0 +1,87 @@
+"""The listener the composition root hangs on the use case: one log line per rotation, and metrics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from service import logs
+from service.errors import RotatorError
+from service.metrics import Metrics
+from service.model import Outcome
+from service.rotation import RotationResult
+from service.sweep import SweepReport
+
+_LEVELS = {Outcome.FAILED: "error", Outcome.REJECTED: "error", Outcome.INTERRUPTED: "warning"}
+
+
+class Observer:
+    """Implements ``service.ports.RotationListener`` with structlog and Prometheus."""
+
+    def __init__(self, *, metrics: Metrics, clock: Any) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        self._log = logs.get_logger("rotator")
+
+    def rotation_finished(self, result: RotationResult) -> None:
+        """The canonical line: everything an operator needs about one rotation, nothing secret."""
+        level = _LEVELS.get(result.outcome, "info")
+        getattr(self._log, level)(
+            "rotation",
+            run_id=result.run_id,
+            target=result.key.target,
+            secret=result.key.secret,
+            outcome=str(result.outcome),
+            trigger=str(result.trigger),
+            fingerprint=result.fingerprint,
+            previous_fingerprint=result.previous_fingerprint,
+            source_version=result.source_version,
+            verification=result.verification,
+            duration_ms=result.duration_ms,
+            http_status=result.http_status,
+            request_id=result.request_id,
+            error_code=result.error_code,
+            message=result.message,
+            next_run_at=_iso(result.next_run_at),
+        )
+        self._metrics.rotation(
+            target=result.key.target,
+            secret=result.key.secret,
+            outcome=str(result.outcome),
+            seconds=result.duration_ms / 1000,
+            at=self._clock(),
+            verification=result.verification,
+            success=result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED),
+        )
+        if result.credential_expires_at is not None:
+            self._metrics.credential_expiry.labels(secret=result.key.secret).set(
+                result.credential_expires_at.timestamp()
+            )
+
+    def sweep_finished(self, report: SweepReport) -> None:
+        """A summary line, and the chain head as an anchor outside the database."""
+        self._metrics.sweep_duration.observe(report.duration_ms / 1000)
+        self._log.info(
+            "sweep.finished",
+            run_id=report.run_id,
+            trigger=str(report.trigger),
+            duration_ms=report.duration_ms,
+            **report.counts(),
+        )
+        if report.head is not None:
+            self._metrics.audit_head.set(report.head.seq)
+            self._log.info(
+                "audit.anchor",
+                run_id=report.run_id,
+                seq=report.head.seq,
+                row_hash=report.head.row_hash,
+                anchor=str(report.head),
+            )
+
+    def audit_write_failed(self, error: RotatorError) -> None:
+        self._metrics.audit_write_failures.inc()
+        self._log.error("audit.write_failed", error=error.code, message=str(error))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

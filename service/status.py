@@ -1,0 +1,70 @@
+"""`rotator status` and `/status`: the state of each (target, secret), as rows or a table. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from service.config import SecretConfig
+from service.model import Fingerprint, RotationKey, RotationState
+
+COLUMNS = (
+    "target",
+    "secret",
+    "last_outcome",
+    "last_success_at",
+    "failures",
+    "next_run_at",
+    "fingerprint",
+    "verification",
+)
+
+
+def status_rows(secrets: Iterable[SecretConfig], states: Mapping[RotationKey, RotationState]) -> list[dict[str, Any]]:
+    """One row per configured (target, secret); a key never rotated shows as such."""
+    rows = []
+    for secret in secrets:
+        for target in secret.targets:
+            state = states.get(RotationKey(target, secret.name)) or RotationState(key=RotationKey(target, secret.name))
+            rows.append(
+                {
+                    "target": target,
+                    "secret": secret.name,
+                    "last_outcome": state.last_outcome or "never",
+                    "last_error_code": state.last_error_code,
+                    "last_attempt_at": _iso(state.last_attempt_at),
+                    "last_success_at": _iso(state.last_success_at),
+                    "failures": state.consecutive_failures,
+                    "next_run_at": _iso(state.next_run_at),
+                    "fingerprint": _short(state.fingerprint),
+                    "source_version": state.source_version,
+                    "verification": state.verification,
+                    "verified_at": _iso(state.verified_at),
+                    "credential_expires_at": _iso(state.credential_expires_at),
+                }
+            )
+    return rows
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    """A fixed-width table of the main columns."""
+    cells = [[str(row.get(col) if row.get(col) is not None else "-") for col in COLUMNS] for row in rows]
+    widths = [max(len(col), *(len(line[i]) for line in cells)) for i, col in enumerate(COLUMNS)]
+    lines = ["  ".join(col.upper().ljust(w) for col, w in zip(COLUMNS, widths, strict=True))]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in cells]
+    return "\n".join(lines)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value is not None else None
+
+
+def _short(fingerprint: str | None) -> str | None:
+    if fingerprint is None:
+        return None
+    try:
+        parsed = Fingerprint.parse(fingerprint)
+    except ValueError:
+        return fingerprint[:20]
+    return f"{parsed.key_id}:{parsed.short}"
