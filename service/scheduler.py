@@ -71,12 +71,18 @@ def trigger_for(schedule: ScheduleConfig, name: str, *, with_jitter: bool = True
     """The APScheduler trigger of one secret's schedule."""
     jitter = (int(schedule.jitter.total_seconds()) or None) if with_jitter else None
     if schedule.every is not None:
-        grid = IntervalTrigger(seconds=schedule.every.total_seconds(), start_date=EPOCH + phase(name, schedule.every),
-                               timezone=UTC)
+        grid = IntervalTrigger(
+            seconds=schedule.every.total_seconds(), start_date=EPOCH + phase(name, schedule.every), timezone=UTC
+        )
         return GridTrigger(grid, jitter=jitter)
     assert schedule.cron is not None
     cron = CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
     return GridTrigger(cron, phase(name, schedule.max_phase), jitter)
+
+
+def every(period: timedelta) -> BaseTrigger:
+    """A plain interval trigger (maintenance jobs), starting one period from now."""
+    return IntervalTrigger(seconds=period.total_seconds(), timezone=UTC)
 
 
 def next_runs(schedule: ScheduleConfig, name: str, now: datetime, count: int = 1) -> list[datetime]:
@@ -133,8 +139,9 @@ class Scheduler:
             pending = self._scheduler.get_job(job_id)
             if pending is not None and pending.next_run_time is not None and pending.next_run_time <= at:
                 return
-            self._scheduler.add_job(func, trigger=DateTrigger(run_date=at), args=args, id=job_id, name=job_id,
-                                    replace_existing=True)
+            self._scheduler.add_job(
+                func, trigger=DateTrigger(run_date=at), args=args, id=job_id, name=job_id, replace_existing=True
+            )
 
     def next_run_time(self, job_id: str) -> datetime | None:
         job = self._scheduler.get_job(job_id)

@@ -64,6 +64,7 @@ class SweepRequest:
     force: bool = False
     dry_run: bool = False
     due_by: datetime | None = None  # scheduled sweeps: skip what another replica already did
+    recheck: bool = False  # verify credentials already applied against their registry again
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -292,6 +293,8 @@ class Rotator:
         )
         done = self._partial(scope, secret, ctx, credential)
         action = decide(state, new, force=scope.request.force)
+        if action is Action.UNCHANGED and scope.request.recheck:
+            return self._recheck(scope, secret, credential, hosts, done)
         if action is Action.UNCHANGED:
             outcome = Outcome.DRY_RUN if scope.request.dry_run else Outcome.UNCHANGED
             return done(outcome, would_write=False if scope.request.dry_run else None)
@@ -306,6 +309,27 @@ class Rotator:
             return done(Outcome.DRY_RUN, would_write=True)
         forced = action is Action.FORCE and scope.request.trigger is Trigger.MANUAL
         return self._apply(ctx, store, secret, config, forced=forced, done=done)
+
+    def _recheck(
+        self,
+        scope: _Scope,
+        secret: SecretConfig,
+        credential: RegistryCredential,
+        hosts: list[str],
+        done: Callable[..., RotationResult],
+    ) -> RotationResult:
+        """The applied credential, verified again: a refusal means it was revoked at the registry."""
+        verification = scope.verifications.get(
+            (secret.name, tuple(hosts)), lambda: self._verify(secret, credential, hosts)
+        )
+        if not verification.ok:
+            log.error(
+                "verification.applied_credential_refused",
+                outcome=str(verification.outcome),
+                registry=verification.registry,
+                detail=verification.detail,
+            )
+        return done(Outcome.UNCHANGED, verification=str(verification.outcome))
 
     def _apply(
         self,

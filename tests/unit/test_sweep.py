@@ -314,3 +314,17 @@ def test_secret_value_never_leaves_the_use_case(world: World, caplog: pytest.Log
     ]
     assert all(SENTINEL not in text for text in haystack)
     assert SENTINEL in world.stores["eu"].values["acme-registry"]
+
+
+def test_recheck_verifies_the_applied_credential(world: World) -> None:
+    """A recheck sweep verifies an unchanged credential again and records a refusal in the state."""
+    checked = secret(verify=VerifyConfig(mode="registry"))
+    world.sweep(checked)
+    world.verifier.outcomes["registry.acme.example"] = VerificationOutcome.AUTH_FAILED
+    (result,) = world.sweep(checked, recheck=True).results
+    assert result.outcome is Outcome.UNCHANGED
+    assert result.verification == "auth_failed"
+    state = world.state.states[RotationKey("eu", "acme-registry")]
+    assert state.verification == "auth_failed"
+    assert state.verified_at == world.clock.now
+    assert world.stores["eu"].calls == [("PATCH", "acme-registry")]

@@ -1,0 +1,250 @@
+"""Composition root: builds the adapters from settings, lazily, and owns their closing.
+
+A command touches only what it needs: ``rotator audit list`` opens the database and
+nothing else; ``rotator run`` builds everything. Secret values are resolved here, from
+files, environment variables or Vault, and handed straight to the adapter that needs them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from service import __version__, logs
+from service.config import SecretRef, Settings
+from service.errors import ConfigError, ConfigIssue, RotatorError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from service.audit.state import InstanceLock, PostgresStateStore
+    from service.audit.store import AuditStore
+    from service.metrics import Metrics
+    from service.ports import SecretStore
+    from service.sweep import Rotator
+    from service.vault import VaultSession, VaultSource
+
+log = logs.get_logger("rotator.app")
+
+MIN_AUDIT_KEY_BYTES = 16
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def read_local(ref: SecretRef, *, environ: Mapping[str, str] | None = None) -> str:
+    """The value of a file or environment reference (trailing newline stripped)."""
+    env = os.environ if environ is None else environ
+    if ref.env is not None:
+        value = env.get(ref.env)
+        if not value:
+            raise ConfigError("(environment)", [ConfigIssue(ref.env, "environment variable is not set")])
+        return value
+    if ref.file is not None:
+        try:
+            return Path(ref.file).read_text().rstrip("\r\n")
+        except OSError as e:
+            raise ConfigError(str(ref.file), [ConfigIssue("", f"cannot read: {e.strerror}")]) from None
+    raise ConfigError("(reference)", [ConfigIssue(ref.describe(), "needs Vault, which is not available here")])
+
+
+class App:
+    """Everything the commands need, built on first use and closed in reverse order."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.instance = settings.instance or socket.gethostname()
+        self.actor = f"rotator/{__version__}@{self.instance}"
+        self.owner = f"{self.instance}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._closers: list[tuple[str, Callable[[], Any]]] = []
+        self._stores: dict[str, SecretStore] = {}
+        self._stores_lock = threading.Lock()
+
+    # --- secrets ------------------------------------------------------------------
+
+    def resolve(self, ref: SecretRef, *, where: str) -> str:
+        """A secret value from its reference; a problem is a ConfigError naming ``where``."""
+        try:
+            if ref.vault is not None:
+                return self.vault_source.read_ref(ref.vault)
+            return read_local(ref)
+        except ConfigError as e:
+            problems = "; ".join(issue.problem for issue in e.issues)
+            raise ConfigError("configuration", [ConfigIssue(where, f"{ref.describe()}: {problems}")]) from None
+
+    @cached_property
+    def audit_key(self) -> bytes:
+        key = self.resolve(self.settings.audit.key, where="audit.key").encode()
+        if len(key) < MIN_AUDIT_KEY_BYTES:
+            raise ConfigError(
+                "configuration",
+                [ConfigIssue("audit.key", f"the HMAC key must have at least {MIN_AUDIT_KEY_BYTES} bytes")],
+            )
+        return key
+
+    # --- adapters -----------------------------------------------------------------
+
+    @cached_property
+    def vault_session(self) -> VaultSession:
+        from service.vault import connect
+
+        session = connect(self.settings.vault, read_local=read_local)
+        self._closers.append(("vault", session.revoke))
+        return session
+
+    @cached_property
+    def vault_source(self) -> VaultSource:
+        from service.vault import VaultSource
+
+        return VaultSource(session=self.vault_session, clock=self.clock)
+
+    @cached_property
+    def engine(self) -> Engine:
+        from service.audit.db import make_engine
+
+        db = self.settings.database
+        password = self.resolve(db.password, where="database.password") if db.password else None
+        engine = make_engine(db, password=password)
+        self._closers.append(("database", engine.dispose))
+        return engine
+
+    @cached_property
+    def audit(self) -> AuditStore:
+        from service.audit.store import AuditStore
+
+        return AuditStore(self.engine)
+
+    @cached_property
+    def instance_lock(self) -> InstanceLock:
+        from service.audit.state import InstanceLock
+
+        lock = InstanceLock(self.engine, self.owner)
+        lock.acquire()
+        self._closers.append(("instance lock", lock.close))
+        return lock
+
+    @cached_property
+    def state(self) -> PostgresStateStore:
+        from service.audit.state import PostgresStateStore
+
+        return PostgresStateStore(self.engine, instance=self.instance_lock)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        from service.metrics import Metrics
+
+        return Metrics()
+
+    def store(self, target: str) -> SecretStore:
+        """The AI Core client of one target, built once (its service key may come from Vault)."""
+        with self._stores_lock:
+            if target not in self._stores:
+                self._stores[target] = self._build_store(target)
+            return self._stores[target]
+
+    def _build_store(self, target: str) -> SecretStore:
+        from service.aicore.client import build_client
+        from service.aicore.servicekey import ServiceKeyError, parse_service_key
+
+        config = self.settings.targets[target]
+        where = f"targets.{target}.service_key"
+        try:
+            key = parse_service_key(self.resolve(config.service_key, where=where))
+        except ServiceKeyError as e:
+            raise ConfigError("configuration", [ConfigIssue(where, str(e))]) from None
+        limit = config.max_concurrency or self.settings.rotation.per_target_concurrency
+        client = build_client(
+            target=target,
+            key=key,
+            timeout=config.timeout.total_seconds(),
+            retry=self.settings.rotation.retry,
+            max_connections=limit,
+        )
+        self._closers.append((f"aicore {target}", client.close))
+        return client
+
+    @cached_property
+    def rotator(self) -> Rotator:
+        from service.observe import Observer
+        from service.registry import RegistryVerifier
+        from service.scheduler import next_due_after
+        from service.sweep import Rotator, RotatorOptions
+
+        rotation = self.settings.rotation
+        verifier = RegistryVerifier()
+        self._closers.append(("registry verifier", verifier.close))
+        rotator = Rotator(
+            source=self.vault_source,
+            stores=self.store,
+            audit=self.audit,
+            state=self.state,
+            verifier=verifier,
+            listener=Observer(metrics=self.metrics, clock=self.clock),
+            clock=self.clock,
+            options=RotatorOptions(
+                audit_key=self.audit_key,
+                audit_key_id=self.settings.audit.key_id,
+                actor=self.actor,
+                owner=self.owner,
+                lease_ttl=rotation.lease_ttl,
+                max_concurrency=rotation.max_concurrency,
+                per_target_concurrency=rotation.per_target_concurrency,
+                target_concurrency={
+                    n: t.max_concurrency for n, t in self.settings.targets.items() if t.max_concurrency
+                },
+                renew_fraction=rotation.lease_renew_fraction,
+                schedule_next=lambda secret, now: next_due_after(self.settings.schedule_of(secret), secret.name, now),
+            ),
+        )
+        self._closers.append(("rotator", rotator.close))
+        return rotator
+
+    def require_schema(self) -> None:
+        from service.audit.migrate import require_head
+
+        require_head(self.engine)
+
+    def close(self) -> None:
+        """Close what was built, newest first; a failure to close one thing never stops the rest."""
+        while self._closers:
+            name, close = self._closers.pop()
+            try:
+                close()
+            except Exception as e:  # noqa: BLE001 (closing is best effort, and logged)
+                log.warning("app.close_failed", component=name, error=type(e).__name__)
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def probe_dependencies(settings: Settings) -> int:
+    """`rotator check` online: reach Vault, the database and every target's XSUAA; 0 or 3."""
+    results: list[tuple[str, str]] = []
+    with App(settings) as app:
+        results.append(("vault", _probe(lambda: app.vault_session.check())))  # noqa: PLW0108 (built inside the probe)
+        results.append(("database", _probe(app.require_schema)))
+        for target in settings.targets:
+            results.append((f"aicore {target}", _probe(lambda t=target: app.store(t).check())))  # type: ignore[attr-defined]
+    for name, outcome in results:
+        print(f"{'ok  ' if outcome == 'ok' else 'FAIL'} {name}: {outcome}")  # noqa: T201 (a command's output)
+    return 0 if all(outcome == "ok" for _, outcome in results) else 3
+
+
+def _probe(check: Callable[[], object]) -> str:
+    try:
+        check()
+    except RotatorError as e:
+        return f"{e.code}: {e}"
+    return "ok"
