@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from service import __version__
 
 if TYPE_CHECKING:
-    from service.config import Settings
+    from service.config import SecretConfig, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -149,9 +150,153 @@ def _source(args: argparse.Namespace) -> str:
     return str(config_path(getattr(args, "config", None)) or "(built-in defaults)")
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from service.app import App
+    from service.worker import Worker
+
+    with App(load(args)) as app:
+        return Worker(app).run()
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    from service.app import App
+    from service.model import Trigger
+    from service.sweep import SweepRequest
+
+    settings = load(args)
+    secrets = _select(settings, args.secret, args.target)
+    with App(settings) as app:
+        app.require_schema()
+        if not args.dry_run:
+            app.rotator.recover({secret.name: secret for secret in settings.secrets})
+        report = app.rotator.sweep(
+            SweepRequest(
+                secrets=secrets,
+                trigger=Trigger.MANUAL,
+                force=args.force,
+                dry_run=args.dry_run,
+                targets=frozenset(args.target) if args.target else None,
+            )
+        )
+    from service.report import render_results
+
+    print(render_results(report, as_json=args.json))
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _select(settings: Settings, secrets: list[str], targets: list[str]) -> list[SecretConfig]:
+    from service.errors import ConfigError, ConfigIssue
+
+    known = {secret.name for secret in settings.secrets}
+    issues = [
+        ConfigIssue("--secret", f"no secret named {name!r} in the configuration")
+        for name in secrets
+        if name not in known
+    ]
+    issues += [
+        ConfigIssue("--target", f"no target named {name!r} in the configuration")
+        for name in targets
+        if name not in settings.targets
+    ]
+    if issues:
+        raise ConfigError("command line", issues)
+    return [
+        s
+        for s in settings.secrets
+        if (not secrets or s.name in secrets) and (not targets or set(targets) & set(s.targets))
+    ]
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from service.app import App
+    from service.status import render_table, status_rows
+
+    settings = load(args)
+    with App(settings) as app:
+        app.require_schema()
+        rows = status_rows(settings.secrets, app.state_reader.load())
+    print(json.dumps(rows, indent=2) if args.json else render_table(rows))
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from service.app import App
+    from service.audit import commands
+
+    with App(load(args)) as app:
+        engine = app.engine
+        out = sys.stdout
+        if args.audit_command == "list":
+            return commands.audit_list(
+                engine,
+                secrets=args.secret,
+                targets=args.target,
+                events=args.event,
+                actors=args.actor,
+                runs=args.run,
+                since=args.since,
+                until=args.until,
+                limit=args.limit,
+                fmt=args.format,
+                out=out,
+            )
+        if args.audit_command == "show":
+            return commands.audit_show(engine, ident=args.id, fmt=args.format, out=out)
+        if args.audit_command == "export":
+            if args.output:
+                with Path(args.output).open("w", encoding="utf-8", newline="") as handle:
+                    return commands.audit_export(
+                        engine, fmt=args.format, since=args.since, until=args.until, out=handle
+                    )
+            return commands.audit_export(engine, fmt=args.format, since=args.since, until=args.until, out=out)
+        return commands.audit_verify(engine, anchor=args.anchor, out=out)
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from service.audit import commands
+
+    if args.db_command == "grants":
+        return commands.db_grants(app_role=args.app_role, reader_role=args.reader_role, out=sys.stdout)
+    from service.app import App
+
+    with App(load(args)) as app:
+        if args.db_command == "upgrade":
+            return commands.db_upgrade(app.engine, out=sys.stdout)
+        return commands.db_current(app.engine, out=sys.stdout)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from service.sandbox.demo import run_demo
+
+    return run_demo(short=args.short, seconds=args.seconds)
+
+
+def cmd_emulator_aicore(args: argparse.Namespace) -> int:
+    from service.sandbox.aicore_emulator import serve
+
+    return serve(
+        host=args.host,
+        port=args.port,
+        tenants_file=args.tenants,
+        latency_ms=args.latency_ms,
+        service_key_dir=args.service_key_dir,
+    )
+
+
 def handlers() -> dict[str, Handler]:
+    audit = {f"audit {name}": cmd_audit for name in ("list", "show", "export", "verify")}
+    db = {f"db {name}": cmd_db for name in ("upgrade", "current", "grants")}
     return {
+        "run": cmd_run,
+        "once": cmd_once,
         "check": cmd_check,
+        "status": cmd_status,
+        "demo": cmd_demo,
+        "emulator aicore": cmd_emulator_aicore,
+        **audit,
+        **db,
     }
 
 

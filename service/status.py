@@ -37,7 +37,7 @@ def status_rows(secrets: Iterable[SecretConfig], states: Mapping[RotationKey, Ro
                     "last_success_at": _iso(state.last_success_at),
                     "failures": state.consecutive_failures,
                     "next_run_at": _iso(state.next_run_at),
-                    "fingerprint": _short(state.fingerprint),
+                    "fingerprint": short_fingerprint(state.fingerprint),
                     "source_version": state.source_version,
                     "verification": state.verification,
                     "verified_at": _iso(state.verified_at),
@@ -60,7 +60,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
 
 
-def _short(fingerprint: str | None) -> str | None:
+def short_fingerprint(fingerprint: str | None) -> str | None:
     if fingerprint is None:
         return None
     try:
