@@ -60,20 +60,20 @@ def _unreachable(detail: str) -> Finding:
     return Finding(VerificationOutcome.REGISTRY_UNREACHABLE, detail)
 
 
-def classify_transport_error(error: httpx.HTTPError) -> Finding:
+def classify_transport_error(error: httpx.HTTPError | httpx.InvalidURL) -> Finding:
     """A request that got no HTTP answer: which network failure it was, in words."""
     causes = list(_causes(error))
     return _tls_finding(causes) or _timeout_finding(error) or _network_finding(error, causes)
 
 
-def _timeout_finding(error: httpx.HTTPError) -> Finding | None:
+def _timeout_finding(error: Exception) -> Finding | None:
     for kind, label in _TIMEOUT_KINDS.items():
         if isinstance(error, kind):
             return _unreachable(f"timed out ({label})")
     return None
 
 
-def _network_finding(error: httpx.HTTPError, causes: list[BaseException]) -> Finding:
+def _network_finding(error: Exception, causes: list[BaseException]) -> Finding:
     if any(isinstance(cause, socket.gaierror) for cause in causes):
         return _unreachable("DNS lookup failed")
     if any(isinstance(cause, ConnectionRefusedError) for cause in causes):

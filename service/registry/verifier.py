@@ -16,10 +16,12 @@ sessions) across verifications; the timeout comes from each call's policy.
 
 from __future__ import annotations
 
+import json
 import ssl
 import threading
 import time
 from collections.abc import Generator
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -43,6 +45,7 @@ from service.registry.classify import (
 
 log = get_logger("rotator.registry")
 USER_AGENT = f"registry-secret-rotator/{__version__}"
+MAX_BODY = 64 * 1024  # /v2/ answers and tokens are small; anything larger is not a registry talking
 
 
 class _Stop(Exception):
@@ -51,6 +54,15 @@ class _Stop(Exception):
     def __init__(self, finding: Finding) -> None:
         super().__init__(finding.outcome)
         self.finding = finding
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What a registry answered, body read (and capped) before the connection went back to the pool."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes = field(repr=False)
 
 
 class _BearerAuth(httpx.Auth):
@@ -156,7 +168,7 @@ class _Attempt:
         auth = self._authorisation(client, first, base=base, canary=canary)
         if canary is None:
             answer = self._send(client, "GET", f"{base}/v2/", auth=auth)
-            return self._judge(answer, canary=None, anonymous=first.status_code == 200)
+            return self._judge(answer, canary=None, anonymous=first.status == 200)
         headers = {"Accept": endpoints.MANIFEST_TYPES}
         answer = self._send(client, "HEAD", endpoints.manifest_url(base, canary), auth=auth, headers=headers)
         return self._judge(answer, canary=str(canary), anonymous=False)
@@ -190,19 +202,27 @@ class _Attempt:
         *,
         auth: httpx.Auth | None = None,
         headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> _Answer:
+        """One request; its answer must arrive, body included, within the policy's timeout."""
+        deadline = time.monotonic() + self._timeout
         try:
-            return client.request(method, url, auth=auth, headers=headers, timeout=self._timeout)
-        except httpx.HTTPError as e:
+            request = client.build_request(method, url, headers=headers, timeout=self._timeout)
+            response = client.send(request, auth=auth, stream=True)
+            try:
+                body = _read_capped(response, deadline=deadline)
+            finally:
+                response.close()
+        except (httpx.HTTPError, httpx.InvalidURL) as e:
             raise _Stop(classify_transport_error(e)) from None
+        return _Answer(response.status_code, response.headers, body)
 
     def _authorisation(
-        self, client: httpx.Client, first: httpx.Response, *, base: str, canary: endpoints.Canary | None
+        self, client: httpx.Client, first: _Answer, *, base: str, canary: endpoints.Canary | None
     ) -> httpx.Auth:
-        if first.status_code == 200:
+        if first.status == 200:
             return self._basic()  # anonymous access: a registry that checks credentials still may refuse
-        if first.status_code != 401:
-            raise _Stop(classify_answer(first.status_code))
+        if first.status != 401:
+            raise _Stop(classify_answer(first.status))
         challenges = parse_challenges(first.headers.get_list("www-authenticate"))
         challenge = preferred(challenges)
         if challenge is None:
@@ -225,30 +245,43 @@ class _Attempt:
         except httpx.InvalidURL:
             raise _Stop(unexpected("the Bearer challenge names an invalid token realm", 401)) from None
         if not allowed:
-            raise _Stop(unexpected(f"refusing to send the credential to a token realm over {url.scheme}", 401))
+            scheme = url.scheme or "no scheme"
+            raise _Stop(unexpected(f"refusing to send the credential to a token realm over {scheme}", 401))
         answer = self._send(client, "GET", url, auth=self._basic())
-        refused = classify_token_status(answer.status_code)
+        refused = classify_token_status(answer.status)
         if refused is not None:
             raise _Stop(refused)
         self._token = _token_from(answer)
         return self._token
 
-    def _judge(self, answer: httpx.Response, *, canary: str | None, anonymous: bool) -> Finding:
+    def _judge(self, answer: _Answer, *, canary: str | None, anonymous: bool) -> Finding:
         challenges = parse_challenges(answer.headers.get_list("www-authenticate"))
         error = next((c.error for c in challenges if c.error), None)
-        finding = classify_answer(answer.status_code, error=error, canary=canary)
+        finding = classify_answer(answer.status, error=error, canary=canary)
         if anonymous and finding.outcome == VerificationOutcome.OK:
             return ok("the registry allows anonymous access and did not refuse the credential", finding.status)
         return finding
 
 
-def _token_from(answer: httpx.Response) -> str:
+def _read_capped(response: httpx.Response, *, deadline: float) -> bytes:
+    """The body, refused past ``MAX_BODY`` bytes or past the deadline (a registry that drips)."""
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise _Stop(unexpected(f"the answer is larger than {MAX_BODY // 1024} KiB", response.status_code))
+        if time.monotonic() > deadline:
+            raise _Stop(Finding(VerificationOutcome.REGISTRY_UNREACHABLE, "timed out (read)"))
+    return bytes(body)
+
+
+def _token_from(answer: _Answer) -> str:
     """The ``token`` (or OAuth ``access_token``) of a token endpoint's JSON answer."""
     try:
-        body = answer.json()
+        body = json.loads(answer.body)
     except ValueError:
-        raise _Stop(unexpected("the token endpoint answered without JSON", answer.status_code)) from None
+        raise _Stop(unexpected("the token endpoint answered without JSON", answer.status)) from None
     token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
-        raise _Stop(unexpected("the token endpoint answered without a token", answer.status_code))
+        raise _Stop(unexpected("the token endpoint answered without a token", answer.status))
     return token

@@ -152,7 +152,9 @@ class RegistryEmulator:
     def start(self) -> str:
         """Listen on a free loopback port; return the base URL (``http://127.0.0.1:PORT``)."""
         self._server = _Server(self, self._tls)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="registry-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="registry-emulator", daemon=True
+        )
         self._thread.start()
         return self.url
 
@@ -184,6 +186,11 @@ class RegistryEmulator:
         """The user's password and every token issued to them stop working."""
         with self._lock:
             self._users[username].revoked = True
+
+    def issued_tokens(self) -> list[str]:
+        """Every token handed out so far (tests search logs and results for them)."""
+        with self._lock:
+            return list(self._tokens)
 
     def fail_with(self, status: int | None) -> None:
         """Answer every request with ``status`` (None: behave again)."""
