@@ -168,7 +168,7 @@ class _Attempt:
         auth = self._authorisation(client, first, base=base, canary=canary)
         if canary is None:
             answer = self._send(client, "GET", f"{base}/v2/", auth=auth)
-            return self._judge(answer, canary=None, anonymous=first.status == 200)
+            return self._judge(answer, canary=None, anonymous=200 <= first.status < 300)
         headers = {"Accept": endpoints.MANIFEST_TYPES}
         answer = self._send(client, "HEAD", endpoints.manifest_url(base, canary), auth=auth, headers=headers)
         return self._judge(answer, canary=str(canary), anonymous=False)
@@ -219,10 +219,10 @@ class _Attempt:
     def _authorisation(
         self, client: httpx.Client, first: _Answer, *, base: str, canary: endpoints.Canary | None
     ) -> httpx.Auth:
-        if first.status == 200:
+        if 200 <= first.status < 300:
             return self._basic()  # anonymous access: a registry that checks credentials still may refuse
         if first.status != 401:
-            raise _Stop(classify_answer(first.status))
+            raise _Stop(unexpected(f"the registry answered {first.status} to an anonymous GET /v2/", first.status))
         challenges = parse_challenges(first.headers.get_list("www-authenticate"))
         challenge = preferred(challenges)
         if challenge is None:

@@ -95,16 +95,24 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def setup(self) -> None:
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.do_handshake()
         with self.server.connections_lock:
-            self.server.connections.add(self.request)
+            self.server.connections.add(self.request)  # before the handshake, so stop() can end a stuck one
+        try:
+            if isinstance(self.request, ssl.SSLSocket):
+                self.request.do_handshake()
+        except OSError:
+            self.finish_connection()
+            raise
+        with self.server.connections_lock:
             self.server.emulator.connections_accepted += 1
         super().setup()
 
-    def finish(self) -> None:
+    def finish_connection(self) -> None:
         with self.server.connections_lock:
             self.server.connections.discard(self.request)
+
+    def finish(self) -> None:
+        self.finish_connection()
         super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -111,3 +113,12 @@ def test_stop_closes_kept_alive_connections_and_frees_the_port() -> None:
         emulator.stop()
         with pytest.raises(httpx.ConnectError):
             client.get(f"{url}/v2/")
+
+
+def test_stop_closes_a_connection_stuck_before_the_tls_handshake(tls_emulator: RegistryEmulator) -> None:
+    """A client that connects to the HTTPS port and says nothing is disconnected by stop()."""
+    host, port = tls_emulator.url.removeprefix("https://").split(":")
+    with socket.create_connection((host, int(port)), timeout=2) as client:
+        time.sleep(0.1)  # the server's connection thread is now waiting in the handshake
+        tls_emulator.stop()
+        assert client.recv(1) == b""

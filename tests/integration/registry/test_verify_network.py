@@ -135,6 +135,8 @@ def _bearer_challenge() -> httpx.Response:
         ((_bearer_challenge(), httpx.Response(200, json={"expires_in": 60})), "without a token"),
         ((_bearer_challenge(), httpx.Response(200, json=["token"])), "without a token"),
         ((_bearer_challenge(), httpx.Response(503)), "token endpoint answered 503"),
+        ((httpx.Response(403),), "answered 403 to an anonymous GET /v2/"),
+        ((httpx.Response(404),), "answered 404 to an anonymous GET /v2/"),
         (
             (httpx.Response(401, headers={"WWW-Authenticate": 'Bearer realm="http://[::1/token"'}),),
             "invalid token realm",
