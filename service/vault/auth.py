@@ -13,7 +13,7 @@ from typing import Any
 import hvac
 
 from service.config import SecretRef, VaultAuthConfig
-from service.errors import RotatorError, VaultAuthError
+from service.errors import RotatorError, SourceError, VaultAuthError
 from service.vault.renewal import TokenLease
 from service.vault.translate import LIBRARY_ERRORS, login_refused
 
@@ -22,10 +22,13 @@ ReadLocal = Callable[[SecretRef], str]
 
 def login(client: hvac.Client, *, auth: VaultAuthConfig, read_local: ReadLocal, now: float) -> TokenLease:
     """Log in (sets ``client.token``) and return what Vault said about the new token."""
+    failure: SourceError | None = None
     try:
         token_info = _LOGINS[auth.method](client, auth, read_local)
     except LIBRARY_ERRORS as e:
-        raise login_refused(e, method=auth.method, mount=auth.mount_path, address=client.url) from None
+        failure = login_refused(e, method=auth.method, mount=auth.mount_path, address=client.url)
+    if failure is not None:
+        raise failure  # outside the except block: the library exception is not even its __context__
     return TokenLease(
         obtained_at=now,
         ttl=float(token_info.get("ttl") or token_info.get("lease_duration") or 0),
@@ -79,12 +82,15 @@ _LOGINS: dict[str, Callable[[hvac.Client, VaultAuthConfig, ReadLocal], Mapping[s
 
 def secret(read_local: ReadLocal, ref: SecretRef, *, what: str) -> str:
     """Resolve a local reference for a login; a failure names the reference, never a value."""
+    problem = ""
     try:
         value = read_local(ref)
     except RotatorError:
         raise
     except (OSError, KeyError, ValueError) as e:
-        raise VaultAuthError(f"cannot read {what} from {ref.describe()} ({type(e).__name__})") from None
+        problem = type(e).__name__
+    if problem:
+        raise VaultAuthError(f"cannot read {what} from {ref.describe()} ({problem})")
     if not value:
         raise VaultAuthError(f"{what} from {ref.describe()} is empty")
     return value

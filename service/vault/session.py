@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import hvac
 import hvac.exceptions
@@ -30,6 +30,7 @@ T = TypeVar("T")
 log = get_logger("rotator.vault")
 
 _LOOKUP_SELF = Location(kind="token", mount="auth/token", path="lookup-self")
+_RENEW_SELF = Location(kind="token", mount="auth/token", path="renew-self")
 _RENEW_REFUSED = (hvac.exceptions.Forbidden, hvac.exceptions.InvalidRequest)
 
 
@@ -115,31 +116,39 @@ class VaultSession:
         try:
             return self._attempt(call, at)
         except _TokenRejected:
-            self._relogin_after(generation)
+            pass
+        self._relogin_after(generation)
         try:
             return self._attempt(call, at)
         except _TokenRejected:
-            raise permission_denied(at) from None
+            pass
+        raise permission_denied(at)
 
     def _attempt(self, call: Callable[[hvac.Client], T], at: Location) -> T:
+        failure: SourceError | None
         try:
             return call(self._client)
         except hvac.exceptions.Forbidden:
-            pass
+            failure = None  # decided below, outside the except block
         except LIBRARY_ERRORS as e:
-            raise translate(e, at=at, address=self.address) from None
+            failure = translate(e, at=at, address=self.address)
+        if failure is not None:
+            raise failure  # outside the except block: the library exception is not even its __context__
         if not self._token_valid():
             raise _TokenRejected
         raise permission_denied(at)
 
     def _token_valid(self) -> bool:
+        failure: SourceError
         try:
             self._client.auth.token.lookup_self()
         except hvac.exceptions.Forbidden:
             return False
         except LIBRARY_ERRORS as e:
-            raise translate(e, at=_LOOKUP_SELF, address=self.address) from None
-        return True
+            failure = translate(e, at=_LOOKUP_SELF, address=self.address)
+        else:
+            return True
+        raise failure
 
     def _relogin_after(self, generation: int) -> None:
         with self._lock:
@@ -160,15 +169,11 @@ class VaultSession:
 
     def _renew_locked(self) -> None:
         assert self._lease is not None
-        try:
-            response = self._client.auth.token.renew_self()
-        except _RENEW_REFUSED:
+        granted = self._renew_self()
+        if granted is None:
             log.info("vault.renew.refused", method=self._auth.method)
             self._login_locked(reason="renewal_refused")
             return
-        except LIBRARY_ERRORS as e:
-            raise translate(e, at=_LOOKUP_SELF, address=self.address) from None
-        granted = response["auth"]
         self._lease = renewed(
             self._lease,
             granted=float(granted.get("lease_duration") or 0),
@@ -176,6 +181,19 @@ class VaultSession:
             now=self._clock(),
         )
         log.info("vault.renew", method=self._auth.method, ttl_s=self._lease.ttl, capped=self._lease.capped)
+
+    def _renew_self(self) -> Mapping[str, Any] | None:
+        """renew-self's auth block, or None when Vault refuses to renew (revoked, not renewable)."""
+        failure: SourceError
+        try:
+            granted: Mapping[str, Any] = self._client.auth.token.renew_self()["auth"]
+        except _RENEW_REFUSED:
+            return None
+        except LIBRARY_ERRORS as e:
+            failure = translate(e, at=_RENEW_SELF, address=self.address)
+        else:
+            return granted
+        raise failure  # outside the except block: the library exception is not even its __context__
 
 
 def connect(config: VaultConfig, *, read_local: ReadLocal) -> VaultSession:

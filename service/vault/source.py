@@ -75,7 +75,7 @@ def _read_kv2(client: hvac.Client, at: Location) -> Any:
         metadata = deletion_metadata(e.json)
         if metadata is None:
             raise
-        raise deleted_version(metadata, at=at) from None
+    raise deleted_version(metadata, at=at)  # outside the except block: no library exception attached
 
 
 def _read_kv1(client: hvac.Client, at: Location) -> Any:

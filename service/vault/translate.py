@@ -1,8 +1,9 @@
 """hvac and requests exceptions, translated into ``service.errors`` at the adapter boundary.
 
 The translated error names the Vault address, kind, mount and path, and says what to do.
-It never carries the library exception (``raise ... from None`` at the call sites): hvac's
-exceptions hold the response body, and requests' hold the request with ``X-Vault-Token``.
+The callers raise the translated error *after* their ``except`` block, so it carries the
+library exception neither as ``__cause__`` nor as ``__context__``: hvac's exceptions hold
+the response body, and requests' hold the prepared request with ``X-Vault-Token``.
 """
 
 from __future__ import annotations
@@ -27,9 +28,7 @@ _SERVER_TROUBLE = (
     hvac.exceptions.InternalServerError,
     hvac.exceptions.BadGateway,
     hvac.exceptions.RateLimitExceeded,
-    hvac.exceptions.PreconditionFailed,
     hvac.exceptions.VaultNotInitialized,
-    hvac.exceptions.UnexpectedError,
 )
 
 _STATUS = {
@@ -37,8 +36,6 @@ _STATUS = {
     hvac.exceptions.Unauthorized: 401,
     hvac.exceptions.Forbidden: 403,
     hvac.exceptions.InvalidPath: 404,
-    hvac.exceptions.UnsupportedOperation: 405,
-    hvac.exceptions.PreconditionFailed: 412,
     hvac.exceptions.RateLimitExceeded: 429,
     hvac.exceptions.InternalServerError: 500,
     hvac.exceptions.VaultNotInitialized: 501,
@@ -48,12 +45,13 @@ _STATUS = {
 
 
 def status_of(error: hvac.exceptions.VaultError) -> str:
-    """The HTTP status behind an hvac exception, as text ("unexpected" when hvac did not map it)."""
-    return str(_STATUS.get(type(error), "unexpected"))
+    """The HTTP status behind an hvac exception, as text; hvac keeps no number for statuses it does not map."""
+    status = _STATUS.get(type(error))
+    return f"HTTP {status}" if status else "an HTTP status hvac does not map, e.g. 405"
 
 
 def translate(error: BaseException, *, at: Location, address: str) -> SourceError:
-    """The service error for a failed read of ``at``; the caller raises it ``from None``."""
+    """The service error for a failed read of ``at`` (the caller raises it outside its ``except``)."""
     if isinstance(error, hvac.exceptions.Forbidden):
         return permission_denied(at)
     if isinstance(error, hvac.exceptions.InvalidPath):
@@ -91,12 +89,12 @@ def server_refused(error: hvac.exceptions.VaultError, *, at: Location, address: 
         )
     if isinstance(error, _SERVER_TROUBLE):
         return VaultUnavailable(
-            f"Vault at {address} failed to serve {at.describe()} (HTTP {status}); retry later and check the server log",
+            f"Vault at {address} failed to serve {at.describe()} ({status}); retry later and check the server log",
             mount=at.mount,
             path=at.path,
         )
     return SourceError(
-        f"Vault refused the request for {at.describe()} (HTTP {status}); check the source kind "
+        f"Vault refused the request for {at.describe()} ({status}); check the source kind "
         "(kv2, kv1 or dynamic) and the path (for a dynamic engine: does the role exist?)",
         mount=at.mount,
         path=at.path,
@@ -138,7 +136,7 @@ def login_refused(error: BaseException, *, method: str, mount: str, address: str
     if isinstance(error, (hvac.exceptions.VaultDown, *_SERVER_TROUBLE)):
         return server_refused(error, at=Location(kind="auth", mount="auth", path=mount), address=address)
     return VaultAuthError(
-        f"Vault at {address} refused the {method} login at auth/{mount} (HTTP {status_of(error)}); "
+        f"Vault at {address} refused the {method} login at auth/{mount} ({status_of(error)}); "
         f"{_LOGIN_HINTS.get(method, 'check the credentials')}",
         mount=f"auth/{mount}",
     )
