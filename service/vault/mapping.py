@@ -21,7 +21,7 @@ from service.model import MASK, RegistryCredential, SourceInfo
 class Location:
     """Where one Vault request goes, in the words an operator configured."""
 
-    kind: str  # kv2 | kv1 | dynamic | auth
+    kind: str  # kv2 | kv1 | dynamic for sources; auth | token for the session's own requests
     mount: str
     path: str
     version: int | None = None

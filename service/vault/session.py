@@ -114,17 +114,17 @@ class VaultSession:
         """Run one Vault request; errors come back translated. Re-login once on a rejected token."""
         generation = self._generation
         try:
-            return self._attempt(call, at)
+            return self._attempt(call, at, generation=generation)
         except _TokenRejected:
             pass
         self._relogin_after(generation)
         try:
-            return self._attempt(call, at)
+            return self._attempt(call, at, generation=self._generation)
         except _TokenRejected:
             pass
         raise permission_denied(at)
 
-    def _attempt(self, call: Callable[[hvac.Client], T], at: Location) -> T:
+    def _attempt(self, call: Callable[[hvac.Client], T], at: Location, *, generation: int) -> T:
         failure: SourceError | None
         try:
             return call(self._client)
@@ -134,9 +134,16 @@ class VaultSession:
             failure = translate(e, at=at, address=self.address)
         if failure is not None:
             raise failure  # outside the except block: the library exception is not even its __context__
-        if not self._token_valid():
+        if self._token_rejected(generation):
             raise _TokenRejected
         raise permission_denied(at)
+
+    def _token_rejected(self, generation: int) -> bool:
+        """After a 403: was it our token (revoked, expired, or replaced by another thread's login)?"""
+        if self._generation != generation:
+            return True  # another thread logged in meanwhile: the 403 may be the old token's
+        valid = self._token_valid()
+        return not valid or self._generation != generation
 
     def _token_valid(self) -> bool:
         failure: SourceError
@@ -211,8 +218,8 @@ def connect(config: VaultConfig, *, read_local: ReadLocal) -> VaultSession:
     )
     try:
         session.login()
-    except SourceError:
-        session.close()
+    except BaseException:
+        session.close()  # no half-built session keeps its connection pool
         raise
     return session
 

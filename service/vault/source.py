@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hvac
 import hvac.exceptions
@@ -22,6 +22,9 @@ from service.logs import get_logger
 from service.model import RegistryCredential, SourceInfo
 from service.vault.mapping import Location, RawSecret, deleted_version, deletion_metadata, map_credential, text_field
 from service.vault.session import VaultSession
+
+if TYPE_CHECKING:
+    from service.ports import CredentialSource
 
 log = get_logger("rotator.vault")
 
@@ -147,3 +150,9 @@ class SweepReads:
             except Exception as e:  # noqa: BLE001 (handed to every waiter, re-raised by result())
                 pending.set_exception(e)
         return pending.result()
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_port(source: VaultSource, sweep: SweepReads) -> tuple[CredentialSource, CredentialSource]:
+        return source, sweep  # mypy checks that both readers satisfy service.ports.CredentialSource
