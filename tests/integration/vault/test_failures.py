@@ -232,7 +232,10 @@ def tls_vault() -> Iterator[OpenBaoTlsDevServer]:
 
 
 def test_custom_ca_bundle_verifies_vault(tls_vault: OpenBaoTlsDevServer, tmp_path: Path) -> None:
-    """connect() with vault.ca_cert set to OpenBao's CA talks TLS and logs in."""
+    """connect() with vault.ca_cert set to OpenBao's own CA logs in and reads over verified TLS."""
+    root = hvac.Client(url=tls_vault.address, token=tls_vault.root_token, verify=str(tls_vault.ca_cert))
+    root.secrets.kv.v2.create_or_update_secret("tls", secret={"username": "u", "password": "over-tls"})
+    root.adapter.close()
     token_file = tmp_path / "token"
     token_file.write_text(tls_vault.root_token)
     config = VaultConfig(
@@ -243,9 +246,12 @@ def test_custom_ca_bundle_verifies_vault(tls_vault: OpenBaoTlsDevServer, tmp_pat
 
     session = connect(config, read_local=read_local)
     try:
-        session.check()
+        credential = VaultSource(session=session, clock=lambda: FIXED_NOW).read(SourceConfig(path="tls"))
     finally:
         session.close()
+
+    assert credential.password == "over-tls"
+    assert session.address.startswith("https://")
 
 
 def test_wrong_ca_bundle_is_a_clear_tls_error(

@@ -39,7 +39,7 @@ def raw(data: dict[str, Any], **info: Any) -> RawSecret:
 )
 def test_policy_path(kind: str, mount: str, path: str, policy_path: str) -> None:
     """The policy path needs data/ for KV v2 and is the plain path otherwise."""
-    source = SourceConfig(kind=kind, mount=mount, path=path)  # type: ignore[arg-type]
+    source = SourceConfig(kind=kind, mount=mount, path=path)
 
     assert Location.of(source).policy_path == policy_path
 
