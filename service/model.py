@@ -79,6 +79,7 @@ class SourceInfo:
     request_id: str | None = None
     lease_duration: int | None = None  # seconds; dynamic sources only
     renewable: bool = False
+    lease_id: str | None = None  # dynamic sources: lets the caller renew or revoke the lease
 
 
 @dataclass(frozen=True, slots=True)
