@@ -98,7 +98,7 @@ class App:
         from service.vault import connect
 
         session = connect(self.settings.vault, read_local=read_local)
-        self._closers.append(("vault", session.revoke))
+        self._closers.append(("vault", session.close))  # revokes our token, closes the pool
         return session
 
     @cached_property

@@ -275,7 +275,8 @@ class Rotator:
         self, scope: _Scope, secret: SecretConfig, key: RotationKey, state: RotationState | None
     ) -> RotationResult:
         store = self._stores(key.target)
-        credential = scope.sources.get(secret.source.ident, lambda: self._source.read(secret.source))
+        # Keyed by the whole source (location and field mapping): one read per source per sweep.
+        credential = scope.sources.get(secret.source, lambda: self._source.read(secret.source))
         hosts = registry_hosts(secret.registries, credential, secret=secret.name)
         config = render(credential, hosts, secret=secret.name)
         new = fingerprint(config, key=self._options.audit_key, key_id=self._options.audit_key_id)

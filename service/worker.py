@@ -28,7 +28,7 @@ from service.sweep import SweepReport, SweepRequest
 
 log = logs.get_logger("rotator.worker")
 
-VAULT_MAINTENANCE_EVERY = timedelta(seconds=30)
+VAULT_MAINTENANCE_EVERY = timedelta(seconds=5)  # cheap: maintain() acts only when renewal is due
 
 
 class Worker:

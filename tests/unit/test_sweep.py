@@ -328,3 +328,18 @@ def test_recheck_verifies_the_applied_credential(world: World) -> None:
     assert state.verification == "auth_failed"
     assert state.verified_at == world.clock.now
     assert world.stores["eu"].calls == [("PATCH", "acme-registry")]
+
+
+def test_same_path_with_other_fields_is_another_source(world: World) -> None:
+    """Two secrets reading one path through different field mappings each get their own fields."""
+    world.sweep(secret(), secret("other-registry"))
+    assert world.source.reads == ["registries/acme"]
+    token_mapped = SecretConfig(
+        name="token-registry",
+        targets=["eu"],
+        registries=["registry.acme.example"],
+        source=SourceConfig(path="registries/acme", password_field="token"),
+    )
+    world.stores["eu"].existing.add("token-registry")
+    world.sweep(secret(), token_mapped)
+    assert world.source.reads == ["registries/acme"] * 3
