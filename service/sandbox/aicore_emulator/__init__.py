@@ -36,7 +36,7 @@ Behaviour, as the spec and the real service:
 Knobs (thread-safe, for tests and benchmarks): ``latency``, ``token_ttl``, ``fail_next``
 (an error status, optionally with ``Retry-After``; API or token endpoint), ``stall_next``
 (hold requests past a client's timeout; they still apply afterwards, like a server that
-finishes after the client gave up), ``set_editor``, ``expire_tokens``.
+finishes after the client gave up), ``clear_faults``, ``set_editor``, ``expire_tokens``.
 """
 
 from service.sandbox.aicore_emulator.process import serve

@@ -57,12 +57,14 @@ class EmulatorServer(ThreadingHTTPServer):
         self.mtls = tls is not None
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.accepted = 0  # connections accepted since start
         if tls is not None:  # handshake in the connection's thread, not in the accept loop
             self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
             self._connections.add(request)
+            self.accepted += 1
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
@@ -87,6 +89,10 @@ class EmulatorServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 120  # idle keep-alive connections close after this
+    # One segment per answer (headers and body are flushed together after each request)
+    # and no Nagle delay: small answers otherwise wait ~40 ms for the peer's delayed ACK.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
     server: EmulatorServer
 
     def setup(self) -> None:

@@ -18,11 +18,13 @@ one JSON line goes to standard output: ``{"event": "emulator.ready", "url": ...,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -43,16 +45,18 @@ def serve(*, host: str, port: int, tenants_file: str | None, latency_ms: float, 
     except OSError as e:
         sys.stderr.write(f"error: cannot listen on {host}:{port}: {e.strerror}\n")
         return 2
-    try:
-        keys = {spec["name"]: add_tenant(emulator, spec) for spec in tenants}
-        if service_key_dir:
-            write_service_keys(Path(service_key_dir), keys)
-        ready = {"event": "emulator.ready", "url": emulator.url, "tenants": sorted(keys)}
-        sys.stdout.write(json.dumps(ready | {"service_key_dir": service_key_dir}) + "\n")
-        sys.stdout.flush()
-        _wait_for_signal()
-    finally:
-        emulator.stop()
+    with _stop_on_signal() as stop:  # handlers first: a signal right after the ready line must not kill us
+        try:
+            keys = {spec["name"]: add_tenant(emulator, spec) for spec in tenants}
+            if service_key_dir:
+                write_service_keys(Path(service_key_dir), keys)
+            ready = {"event": "emulator.ready", "url": emulator.url, "tenants": sorted(keys)}
+            sys.stdout.write(json.dumps(ready | {"service_key_dir": service_key_dir}) + "\n")
+            sys.stdout.flush()
+            while not stop.wait(0.5):
+                pass
+        finally:
+            emulator.stop()
     return 0
 
 
@@ -115,7 +119,9 @@ def write_service_keys(directory: Path, keys: dict[str, dict[str, Any]]) -> None
             json.dump(key, handle, indent=2)
 
 
-def _wait_for_signal() -> None:
+@contextlib.contextmanager
+def _stop_on_signal() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT while the block runs; the previous handlers come back after."""
     stop = threading.Event()
 
     def handle(signum: int, frame: FrameType | None) -> None:
@@ -123,8 +129,7 @@ def _wait_for_signal() -> None:
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        while not stop.wait(0.5):
-            pass
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

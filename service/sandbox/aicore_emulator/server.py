@@ -26,8 +26,9 @@ class Inspector:
     emulated AI Core API.
     """
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, connections: Callable[[], int]) -> None:
         self._world = world
+        self._connections = connections
 
     def stored(self, tenant: str, name: str) -> str | None:
         """The ``.dockerconfigjson`` stored under ``name``, or None."""
@@ -54,6 +55,10 @@ class Inspector:
         """The most requests the emulator was handling at one moment."""
         return self._world.peak_in_flight
 
+    def connection_count(self) -> int:
+        """TCP connections accepted so far (keep-alive clients reuse theirs)."""
+        return self._connections()
+
 
 class AICoreEmulator:
     """An AI Core tenant farm on 127.0.0.1: ``with AICoreEmulator() as emulator: key = emulator.add_tenant("t")``."""
@@ -75,7 +80,8 @@ class AICoreEmulator:
         self._stopping = threading.Event()
         self._servers: list[tuple[EmulatorServer, threading.Thread]] = []
         self._x509: dict[str, tuple[str, str]] = {}
-        self.inspect = Inspector(self._world)
+        self._accepted_before = 0  # by listeners already stopped
+        self.inspect = Inspector(self._world, self._accepted)
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -92,7 +98,7 @@ class AICoreEmulator:
     def _listen(self, host: str, port: int, *, tls: ssl.SSLContext | None) -> None:
         server = EmulatorServer((host, port), world=self._world, stopping=self._stopping, tls=tls)
         thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="aicore-emulator", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="aicore-emulator", daemon=True
         )
         thread.start()
         self._servers.append((server, thread))
@@ -100,12 +106,16 @@ class AICoreEmulator:
     def stop(self) -> None:
         """Stop listening, wake sleeping requests, close idle keep-alive connections."""
         self._stopping.set()
+        self._accepted_before = self._accepted()
         for server, thread in self._servers:
             server.shutdown()
             server.close_connections()
             server.server_close()
             thread.join(timeout=5)
         self._servers.clear()
+
+    def _accepted(self) -> int:
+        return self._accepted_before + sum(server.accepted for server, _ in self._servers)
 
     def __enter__(self) -> AICoreEmulator:
         self.start()
@@ -223,6 +233,10 @@ class AICoreEmulator:
     def stall_next(self, tenant: str, *, seconds: float, count: int = 1) -> None:
         """Hold the tenant's next ``count`` API requests ``seconds`` before handling them (they still apply)."""
         self._world.add_stalls(tenant, seconds, count)
+
+    def clear_faults(self, tenant: str) -> None:
+        """Drop the tenant's pending injected errors and stalls."""
+        self._world.clear_faults(tenant)
 
     def set_editor(self, tenant: str, editor: bool) -> None:
         """Give or take the tenant's right to create, edit and delete secrets (403 without it)."""

@@ -108,6 +108,13 @@ class World:
         with self._lock:
             self._tenants[name].stalls.extend([seconds] * count)
 
+    def clear_faults(self, name: str) -> None:
+        with self._lock:
+            tenant = self._tenants[name]
+            for queue in tenant.faults.values():
+                queue.clear()
+            tenant.stalls.clear()
+
     def take_fault(self, name: str, endpoint: str) -> Fault | None:
         with self._lock:
             queue = self._tenants[name].faults[endpoint]
