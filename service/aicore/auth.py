@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from service.aicore.responses import transport_failure
 from service.aicore.servicekey import ServiceKey
 from service.errors import AICoreAuthError, Unavailable
 from service.logs import get_logger
@@ -84,10 +85,8 @@ class TokenProvider:
             form["client_secret"] = self._key.client_secret
         try:
             response = self._http.post(self._key.token_url, data=form, headers={"Accept": "application/json"})
-        except httpx.TimeoutException:
-            raise self._unavailable("timed out") from None
         except httpx.HTTPError as e:
-            raise self._unavailable(f"connection failed ({type(e).__name__})") from None
+            raise self._unavailable(transport_failure(e)) from None
         if response.status_code == 429 or response.status_code >= 500:
             raise self._unavailable(f"answered HTTP {response.status_code}", status=response.status_code)
         if response.status_code >= 400:

@@ -34,7 +34,7 @@ import httpx
 
 from service import __version__
 from service.aicore.auth import TokenProvider
-from service.aicore.responses import concealed_values, error_detail, error_for, request_id
+from service.aicore.responses import concealed_values, error_detail, error_for, request_id, transport_failure
 from service.aicore.retry import RetryPolicy, is_retryable_status, next_delay, parse_retry_after
 from service.aicore.servicekey import ServiceKey
 from service.aicore.tls import tls_context
@@ -236,10 +236,8 @@ class AICoreClient:
             response = self._http.request(
                 call.method, self._url(call.path), params=call.params, content=content, headers=headers
             )
-        except httpx.TimeoutException:
-            raise self._unreachable(call, "timed out") from None
         except httpx.HTTPError as e:
-            raise self._unreachable(call, f"could not be sent ({type(e).__name__})") from None
+            raise self._unreachable(call, transport_failure(e)) from None
         log.debug(
             "aicore.http",
             target=self._target,

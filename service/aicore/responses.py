@@ -10,6 +10,7 @@ caller names as secret (the credential, the client secret, the token), and cut t
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,28 @@ class ErrorDetail:
     code: str | None = None
     message: str | None = None
     request_id: str | None = None
+
+
+def transport_failure(error: httpx.HTTPError) -> str:
+    """What went wrong on the wire, in words safe to log (no URL query, header or body)."""
+    if isinstance(error, httpx.TimeoutException):
+        return "timed out"
+    causes = _causes(error)
+    if any(isinstance(cause, ssl.SSLCertVerificationError) for cause in causes):
+        return "failed TLS verification (is the server's CA trusted?)"
+    if any(isinstance(cause, ssl.SSLError) for cause in causes):
+        return "failed the TLS handshake (client certificate refused?)"
+    return f"could not be completed ({type(error).__name__})"
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """httpx wraps httpcore, which wraps the socket or ssl error: walk a few links down."""
+    chain: list[BaseException] = []
+    link = error.__cause__ or error.__context__
+    while link is not None and len(chain) < 5:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    return chain
 
 
 def request_id(response: httpx.Response) -> str | None:

@@ -7,6 +7,7 @@ of the service key are written to a private temporary directory (mode 0700, file
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 import tempfile
@@ -20,10 +21,21 @@ from service.errors import AICoreAuthError
 
 def tls_context(key: ServiceKey, *, ca_file: str | None = None) -> ssl.SSLContext:
     """Verify servers against ``ca_file`` (or the default trust store); present the key's certificate if X.509."""
-    context = ssl.create_default_context(cafile=ca_file) if ca_file else httpx.create_ssl_context()
-    if key.certificate is not None and key.private_key is not None:
-        load_client_certificate(context, certificate=key.certificate, private_key=key.private_key)
+    if key.certificate is None or key.private_key is None:
+        return _server_trust(ca_file)
+    context = _new_context(ca_file)
+    load_client_certificate(context, certificate=key.certificate, private_key=key.private_key)
     return context
+
+
+@functools.lru_cache(maxsize=8)
+def _server_trust(ca_file: str | None) -> ssl.SSLContext:
+    """One shared context for client-secret targets: loading the CA bundle costs ~50 ms per context."""
+    return _new_context(ca_file)
+
+
+def _new_context(ca_file: str | None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file) if ca_file else httpx.create_ssl_context()
 
 
 def load_client_certificate(context: ssl.SSLContext, *, certificate: str, private_key: str) -> None:
