@@ -128,8 +128,8 @@ class AICoreClient:
 
     def create(self, name: str, config: DockerConfigJson) -> WriteReceipt:
         """POST a new secret (202); if it already exists (409), PATCH it to the same value."""
-        call = _Call(action="create", method="POST", path=SECRETS_PATH, secret=name, config=config)
         self._check_name(name)
+        call = _Call(action="create", method="POST", path=SECRETS_PATH, secret=name, config=config)
         reply = self._request(call)
         if reply.response.status_code == 409:
             log.info("aicore.secret.exists", target=self._target, secret=name, then="edit")
@@ -148,11 +148,13 @@ class AICoreClient:
     def list_names(self) -> list[str]:
         """Every secret name on the target, following ``$top`` / ``$skip`` pages."""
         names: list[str] = []
+        seen: set[str] = set()
         while True:
             page, total = self._page(skip=len(names))
-            fresh = [name for name in page if name not in names]
+            fresh = [name for name in page if name not in seen]
             names += fresh
-            if len(page) < self._page_size or not fresh or len(names) >= total:
+            seen.update(fresh)
+            if len(page) < self._page_size or not fresh or len(names) >= total:  # a server ignoring $skip ends too
                 return names
 
     def quota(self) -> Quota:
