@@ -168,6 +168,11 @@ class AICoreClient:
             raise self._unexpected(call, "a quota without integer quota.maxCount / usage.count")
         return Quota(count=count, max_count=max_count)
 
+    def check(self) -> None:
+        """Reach XSUAA (a token) and the API (the quota), one attempt, no retries: for ``rotator check``."""
+        call = _Call(action="check", method="GET", path=QUOTA_PATH, params={"quotaOnly": "true"})
+        self._ensure_success(call, self._request(call, retry=RetryPolicy(attempts=1)))
+
     def close(self) -> None:
         """Close the pooled connections."""
         self._http.close()
@@ -184,8 +189,9 @@ class AICoreClient:
         page = [item["name"] for item in resources if isinstance(item, dict) and isinstance(item.get("name"), str)]
         return page, total
 
-    def _request(self, call: _Call) -> _Reply:
+    def _request(self, call: _Call, *, retry: RetryPolicy | None = None) -> _Reply:
         """Send ``call`` until it gets a final answer or the retry policy gives up."""
+        policy = retry or self._retry
         started = self._clock()
         attempt = 0
         while True:
@@ -200,7 +206,7 @@ class AICoreClient:
                 error = self._error(call, reply, attempts=attempt)
                 retry_after = parse_retry_after(reply.response.headers.get("retry-after"), now=_server_now(reply))
             delay = next_delay(
-                self._retry, attempt=attempt, elapsed=self._clock() - started, retry_after=retry_after, rng=self._rng
+                policy, attempt=attempt, elapsed=self._clock() - started, retry_after=retry_after, rng=self._rng
             )
             if delay is None:
                 raise error

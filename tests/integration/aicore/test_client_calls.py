@@ -7,8 +7,9 @@ import time
 import pytest
 
 from service.aicore.client import Quota, build_client
+from service.aicore.servicekey import ServiceKey
 from service.config import RetryConfig
-from service.errors import BadRequest
+from service.errors import AICoreAuthError, BadRequest, Unavailable
 from service.model import WriteReceipt
 from service.ports import SecretStore
 from tests.integration.aicore.conftest import Rig, config_json, count
@@ -129,3 +130,28 @@ def test_build_client_pools_connections_and_reuses_the_token(rig: Rig) -> None:
         assert rig.emulator.inspect.connection_count() - before == 1
     finally:
         client.close()
+
+
+def test_check_reaches_xsuaa_and_the_api(rig: Rig) -> None:
+    """check() fetches a token and reads the quota; it passes for a viewer identity too."""
+    rig.emulator.set_editor("tenant-a", False)
+    rig.client().check()
+    assert count(rig, endpoint="token") == 1
+    assert count(rig, endpoint="quota") == 1
+
+
+def test_check_does_not_retry(rig: Rig) -> None:
+    """A failing AI Core is reported at once: one request, no wait, the typed error."""
+    rig.emulator.fail_next("tenant-a", status=503, count=5)
+    with pytest.raises(Unavailable):
+        rig.client().check()
+    assert count(rig, endpoint="quota") == 1
+    assert rig.sleeps == []
+
+
+def test_check_reports_wrong_credentials(rig: Rig) -> None:
+    """Wrong client credentials fail check() with AICoreAuthError."""
+    key = rig.key()
+    wrong = ServiceKey(client_id="someone-else", api_url=key.api_url, auth_url=key.auth_url, client_secret="x" * 12)
+    with pytest.raises(AICoreAuthError):
+        rig.client(key=wrong).check()
