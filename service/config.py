@@ -36,8 +36,11 @@ ENV_PREFIX = "ROTATOR_"
 CONFIG_ENV = "ROTATOR_CONFIG"
 
 # AI Core's rule for Docker registry secret names (reference/aicore-api.md), plus the
-# 4-character minimum that its response ids impose.
-SECRET_NAME_RE = re.compile(r"^[a-z0-9](?:_?[a-z0-9.\-]+)*[a-z0-9]$")
+# 4-character minimum that its response ids impose. The spec writes the middle part as
+# (?:_?[a-z0-9.-]+)*, which backtracks exponentially on a long name that fails at its
+# end; (?:_?[a-z0-9.-])* accepts exactly the same names in linear time. \Z, not $:
+# `$` would accept a trailing newline.
+SECRET_NAME_RE = re.compile(r"^[a-z0-9](?:_?[a-z0-9.\-])*[a-z0-9]\Z")
 SECRET_NAME_MIN, SECRET_NAME_MAX = 4, 63
 TARGET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 REGISTRY_HOST_RE = re.compile(

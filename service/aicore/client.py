@@ -1,0 +1,374 @@
+"""One target's Docker registry secrets in AI Core: edit, create, get, list, quota.
+
+``AICoreClient`` implements ``service.ports.SecretStore`` over one pooled, keep-alive
+``httpx.Client`` (``build_client`` makes it). Every call:
+
+- sends ``Authorization: Bearer <token>`` from the target's ``TokenProvider``; on a 401
+  it fetches a new token once and repeats the request; a second 401 is ``Unauthorized``;
+- retries connection errors, timeouts, 429 and 5xx with full-jitter backoff, honouring
+  ``Retry-After``, bounded by ``RetryPolicy.attempts`` and ``RetryPolicy.total``
+  (PATCH and POST too: a PATCH sets the whole value, so repeating it is safe);
+- never retries 400, 403 or 404, and maps every failure to ``service.errors``.
+
+``create`` after an ambiguous failure (a timeout, a 5xx) may find that its first POST did
+land: AI Core answers the retry with 409. ``create`` then PATCHes the same value, so a
+successful return always means "the secret exists and holds this value" (a 409 on the
+first attempt, when someone else created the secret meanwhile, is handled the same way).
+
+Bodies carry the ``.dockerconfigjson`` as a JSON string; ``DockerConfigJson.reveal()`` is
+called only while encoding a request body.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, NamedTuple
+
+import httpx
+
+from service import __version__
+from service.aicore.auth import TokenProvider
+from service.aicore.responses import concealed_values, error_detail, error_for, request_id, transport_failure
+from service.aicore.retry import RetryPolicy, is_retryable_status, next_delay, parse_retry_after
+from service.aicore.servicekey import ServiceKey
+from service.aicore.tls import tls_context
+from service.config import RetryConfig, secret_name_problem
+from service.errors import AICoreError, BadRequest, Unavailable
+from service.logs import get_logger
+from service.model import DockerConfigJson, WriteReceipt
+
+log = get_logger("rotator.aicore")
+
+SECRETS_PATH = "/v2/admin/dockerRegistrySecrets"
+QUOTA_PATH = "/v2/admin/resourceQuota/dockerRegistrySecrets"
+# The spec's content type for PATCH; AI Core also takes application/json (SAP's SDK sends it).
+PATCH_CONTENT_TYPE = "application/merge-patch+json"
+DEFAULT_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """How many Docker registry secrets a target holds, and how many it may hold."""
+
+    count: int | None  # None when AI Core reports no usage
+    max_count: int
+
+
+class _Reply(NamedTuple):
+    """A final answer and the token it was sent with (to mask it in error messages)."""
+
+    response: httpx.Response
+    token: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Call:
+    """One logical API call, repeated as the retry policy allows."""
+
+    action: str  # for messages: "edit", "create", "get", "list", "quota"
+    method: str
+    path: str
+    secret: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    config: DockerConfigJson | None = None  # masked; revealed only by _content
+    content_type: str = "application/json"
+
+
+class AICoreClient:
+    """``SecretStore`` of one target. Thread-safe: share one per target."""
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        key: ServiceKey,
+        http: httpx.Client,
+        tokens: TokenProvider,
+        retry: RetryPolicy,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> None:
+        self._target = target
+        self._key = key
+        self._http = http
+        self._tokens = tokens
+        self._retry = retry
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
+        self._page_size = page_size
+
+    @property
+    def target(self) -> str:
+        return self._target
+
+    @property
+    def api_host(self) -> str:
+        return self._key.api_host
+
+    def edit(self, name: str, config: DockerConfigJson) -> WriteReceipt:
+        """PATCH the whole ``.dockerconfigjson`` (202). ``SecretNotFound`` on 404."""
+        call = _Call(
+            action="edit",
+            method="PATCH",
+            path=self._secret_path(name),
+            secret=name,
+            config=config,
+            content_type=PATCH_CONTENT_TYPE,
+        )
+        return self._receipt(call, self._request(call))
+
+    def create(self, name: str, config: DockerConfigJson) -> WriteReceipt:
+        """POST a new secret (202); if it already exists (409), PATCH it to the same value."""
+        self._check_name(name)
+        call = _Call(action="create", method="POST", path=SECRETS_PATH, secret=name, config=config)
+        reply = self._request(call)
+        if reply.response.status_code == 409:
+            log.info("aicore.secret.exists", target=self._target, secret=name, then="edit")
+            return self.edit(name, config)
+        return self._receipt(call, reply)
+
+    def get(self, name: str) -> bool:
+        """Whether the secret exists (AI Core returns its name only, never its data)."""
+        call = _Call(action="get", method="GET", path=self._secret_path(name), secret=name)
+        reply = self._request(call)
+        if reply.response.status_code == 404:
+            return False
+        self._ensure_success(call, reply)
+        return True
+
+    def list_names(self) -> list[str]:
+        """Every secret name on the target, following ``$top`` / ``$skip`` pages."""
+        names: list[str] = []
+        seen: set[str] = set()
+        while True:
+            page, total = self._page(skip=len(names))
+            fresh = [name for name in page if name not in seen]
+            names += fresh
+            seen.update(fresh)
+            if len(page) < self._page_size or not fresh or len(names) >= total:  # a server ignoring $skip ends too
+                return names
+
+    def quota(self) -> Quota:
+        """The live usage and limit of Docker registry secrets."""
+        call = _Call(action="quota", method="GET", path=QUOTA_PATH, params={"quotaOnly": "false"})
+        body = self._json(call, self._ensure_success(call, self._request(call)))
+        usage, limit = body.get("usage"), body.get("quota")
+        count = usage.get("count") if isinstance(usage, dict) else None
+        max_count = limit.get("maxCount") if isinstance(limit, dict) else None
+        if not isinstance(max_count, int) or (count is not None and not isinstance(count, int)):
+            raise self._unexpected(call, "a quota without integer quota.maxCount / usage.count")
+        return Quota(count=count, max_count=max_count)
+
+    def check(self) -> None:
+        """Reach XSUAA (a token) and the API (the quota), one attempt, no retries: for ``rotator check``."""
+        call = _Call(action="check", method="GET", path=QUOTA_PATH, params={"quotaOnly": "true"})
+        self._ensure_success(call, self._request(call, retry=RetryPolicy(attempts=1)))
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._http.close()
+
+    # --- one call ---------------------------------------------------------------
+
+    def _page(self, *, skip: int) -> tuple[list[str], int]:
+        params = {"$top": str(self._page_size), "$skip": str(skip), "$count": "true"}
+        call = _Call(action="list", method="GET", path=SECRETS_PATH, params=params)
+        body = self._json(call, self._ensure_success(call, self._request(call)))
+        resources, total = body.get("resources"), body.get("count")
+        if not isinstance(resources, list) or not isinstance(total, int):
+            raise self._unexpected(call, "a list without resources and count")
+        page = [item["name"] for item in resources if isinstance(item, dict) and isinstance(item.get("name"), str)]
+        return page, total
+
+    def _request(self, call: _Call, *, retry: RetryPolicy | None = None) -> _Reply:
+        """Send ``call`` until it gets a final answer or the retry policy gives up."""
+        policy = retry or self._retry
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                reply = self._attempt(call)
+            except Unavailable as e:  # no answer at all: connection, timeout, token endpoint down
+                error, retry_after = _with_attempts(e, attempt), None
+            else:
+                if not is_retryable_status(reply.response.status_code):
+                    return reply
+                error = self._error(call, reply, attempts=attempt)
+                retry_after = parse_retry_after(reply.response.headers.get("retry-after"), now=_server_now(reply))
+            delay = next_delay(
+                policy, attempt=attempt, elapsed=self._clock() - started, retry_after=retry_after, rng=self._rng
+            )
+            if delay is None:
+                raise error
+            log.warning(
+                "aicore.retry",
+                target=self._target,
+                secret=call.secret,
+                action=call.action,
+                attempt=attempt,
+                status=error.status,
+                error=error.code,
+                delay_ms=round(delay * 1000),
+            )
+            self._sleep(delay)
+
+    def _attempt(self, call: _Call) -> _Reply:
+        """One exchange; a 401 gets one new token and one repeat."""
+        token = self._tokens.token()
+        response = self._send(call, token)
+        if response.status_code != 401:
+            return _Reply(response, token)
+        log.info("aicore.token.rejected", target=self._target, action=call.action)
+        self._tokens.invalidate(token)
+        token = self._tokens.token()
+        return _Reply(self._send(call, token), token)
+
+    def _send(self, call: _Call, token: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        content = None
+        if call.config is not None:
+            headers["Content-Type"] = call.content_type
+            content = _content(call)
+        started = self._clock()
+        try:
+            response = self._http.request(
+                call.method, self._url(call.path), params=call.params, content=content, headers=headers
+            )
+        except httpx.HTTPError as e:
+            raise self._unreachable(call, transport_failure(e)) from None
+        log.debug(
+            "aicore.http",
+            target=self._target,
+            method=call.method,
+            secret=call.secret,
+            status=response.status_code,
+            request_id=request_id(response),
+            duration_ms=round((self._clock() - started) * 1000),
+        )
+        return response
+
+    # --- answers ----------------------------------------------------------------
+
+    def _receipt(self, call: _Call, reply: _Reply) -> WriteReceipt:
+        self._ensure_success(call, reply)
+        return WriteReceipt(status=reply.response.status_code, request_id=request_id(reply.response))
+
+    def _ensure_success(self, call: _Call, reply: _Reply) -> _Reply:
+        if not 200 <= reply.response.status_code < 300:
+            raise self._error(call, reply)
+        return reply
+
+    def _json(self, call: _Call, reply: _Reply) -> dict[str, Any]:
+        try:
+            body = reply.response.json()
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        if not isinstance(body, dict):
+            raise self._unexpected(call, "a body that is not a JSON object")
+        return body
+
+    def _error(self, call: _Call, reply: _Reply, *, attempts: int = 1) -> AICoreError:
+        conceal = [*concealed_values(call.config), *(v for v in (reply.token, self._key.client_secret) if v)]
+        return error_for(
+            status=reply.response.status_code,
+            detail=error_detail(reply.response, conceal=conceal),
+            target=self._target,
+            secret=call.secret,
+            action=call.action,
+            attempts=attempts,
+        )
+
+    def _unreachable(self, call: _Call, what: str) -> Unavailable:
+        return Unavailable(
+            f"AI Core at {self.api_host}: the {call.action} {_of(call)}on target {self._target!r} {what}",
+            target=self._target,
+            secret=call.secret,
+        )
+
+    def _unexpected(self, call: _Call, what: str) -> AICoreError:
+        return AICoreError(
+            f"AI Core answered the {call.action} on target {self._target!r} with {what}",
+            target=self._target,
+            secret=call.secret,
+        )
+
+    # --- names and URLs ---------------------------------------------------------
+
+    def _secret_path(self, name: str) -> str:
+        self._check_name(name)
+        return f"{SECRETS_PATH}/{name}"
+
+    def _check_name(self, name: str) -> None:
+        problem = secret_name_problem(name)
+        if problem:
+            raise BadRequest(f"target {self._target!r}: {problem}", target=self._target, secret=name)
+
+    def _url(self, path: str) -> str:
+        base = self._key.api_url.removesuffix("/v2")
+        return base + path
+
+
+def _content(call: _Call) -> bytes:
+    assert call.config is not None
+    data = {".dockerconfigjson": call.config.reveal()}
+    body: dict[str, Any] = {"name": call.secret, "data": data} if call.method == "POST" else {"data": data}
+    return json.dumps(body).encode()
+
+
+def _of(call: _Call) -> str:
+    return f"of secret {call.secret!r} " if call.secret else ""
+
+
+def _server_now(reply: _Reply) -> datetime:
+    """The server's ``Date`` (Retry-After dates are on its clock), else ours."""
+    try:
+        return parsedate_to_datetime(reply.response.headers["date"])
+    except (KeyError, TypeError, ValueError):
+        return datetime.now(UTC)
+
+
+def _with_attempts(error: AICoreError, attempts: int) -> AICoreError:
+    """The same error, saying how many attempts it took to give up."""
+    if attempts == 1:
+        return error
+    return type(error)(
+        f"{error.message} (gave up after {attempts} attempts)",
+        target=error.target,
+        secret=error.secret,
+        status=error.status,
+        error_code=error.error_code,
+        request_id=error.request_id,
+    )
+
+
+def build_client(
+    *,
+    target: str,
+    key: ServiceKey,
+    timeout: float,
+    retry: RetryConfig,
+    max_connections: int,
+    ca_file: str | None = None,
+) -> AICoreClient:
+    """One target's client over its own pooled keep-alive connections (XSUAA and API)."""
+    http = httpx.Client(
+        timeout=httpx.Timeout(timeout),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=60.0
+        ),
+        verify=tls_context(key, ca_file=ca_file),
+        headers={"User-Agent": f"registry-secret-rotator/{__version__}"},
+        follow_redirects=False,
+    )
+    tokens = TokenProvider(key=key, http=http, target=target)
+    return AICoreClient(target=target, key=key, http=http, tokens=tokens, retry=RetryPolicy.from_config(retry))
