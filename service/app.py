@@ -24,10 +24,10 @@ from service.errors import ConfigError, ConfigIssue, RotatorError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from service.aicore.client import AICoreClient
     from service.audit.state import InstanceLock, PostgresStateStore
     from service.audit.store import AuditStore
     from service.metrics import Metrics
-    from service.ports import SecretStore
     from service.sweep import Rotator
     from service.vault import VaultSession, VaultSource
 
@@ -66,7 +66,7 @@ class App:
         self.actor = f"rotator/{__version__}@{self.instance}"
         self.owner = f"{self.instance}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._closers: list[tuple[str, Callable[[], Any]]] = []
-        self._stores: dict[str, SecretStore] = {}
+        self._stores: dict[str, AICoreClient] = {}
         self._stores_lock = threading.Lock()
 
     # --- secrets ------------------------------------------------------------------
@@ -144,14 +144,14 @@ class App:
 
         return Metrics()
 
-    def store(self, target: str) -> SecretStore:
+    def store(self, target: str) -> AICoreClient:
         """The AI Core client of one target, built once (its service key may come from Vault)."""
         with self._stores_lock:
             if target not in self._stores:
                 self._stores[target] = self._build_store(target)
             return self._stores[target]
 
-    def _build_store(self, target: str) -> SecretStore:
+    def _build_store(self, target: str) -> AICoreClient:
         from service.aicore.client import build_client
         from service.aicore.servicekey import ServiceKeyError, parse_service_key
 
@@ -236,7 +236,7 @@ def probe_dependencies(settings: Settings) -> int:
         results.append(("vault", _probe(lambda: app.vault_session.check())))  # noqa: PLW0108 (built inside the probe)
         results.append(("database", _probe(app.require_schema)))
         for target in settings.targets:
-            results.append((f"aicore {target}", _probe(lambda t=target: app.store(t).check())))  # type: ignore[attr-defined]
+            results.append((f"aicore {target}", _probe(lambda t=target: app.store(t).check())))  # type: ignore[misc]
     for name, outcome in results:
         print(f"{'ok  ' if outcome == 'ok' else 'FAIL'} {name}: {outcome}")  # noqa: T201 (a command's output)
     return 0 if all(outcome == "ok" for _, outcome in results) else 3

@@ -42,9 +42,9 @@ CONFIG_ENV = "ROTATOR_CONFIG"
 # `$` would accept a trailing newline.
 SECRET_NAME_RE = re.compile(r"^[a-z0-9](?:_?[a-z0-9.\-])*[a-z0-9]\Z")
 SECRET_NAME_MIN, SECRET_NAME_MAX = 4, 63
-TARGET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+TARGET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}\Z")
 REGISTRY_HOST_RE = re.compile(
-    r"^(?:https?://)?[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:/[A-Za-z0-9._\-/]*)?$"
+    r"^(?:https?://)?[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:/[A-Za-z0-9._\-/]*)?\Z"
 )
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
