@@ -27,13 +27,13 @@ def trail(store: AuditStore) -> list[ChainHead]:
     return [ChainHead(record.seq, record.row_hash) for record in records]
 
 
-def _tamper(engine: Engine, *statements: str) -> None:
+def _tamper(engine: Engine, *statements: str | sa.TextClause) -> None:
     """Run statements as a superuser with every trigger of both audit tables switched off."""
     with engine.begin() as conn:
         for table in ("audit_events", "audit_chain_head"):
             conn.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER ALL"))
         for statement in statements:
-            conn.execute(sa.text(statement))
+            conn.execute(sa.text(statement) if isinstance(statement, str) else statement)
         for table in ("audit_events", "audit_chain_head"):
             conn.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER ALL"))
 
@@ -90,7 +90,8 @@ def test_changed_row_with_recomputed_hash_is_named(engine: Engine, trail: list[C
         conn.execute(sa.text("ALTER TABLE audit_events DISABLE TRIGGER ALL"))
         conn.execute(sa.text("UPDATE audit_events SET message = 'nothing happened' WHERE seq = 3"))
         row = conn.execute(sa.select(audit_events).where(audit_events.c.seq == 3)).mappings().one()
-        conn.execute(sa.text(f"UPDATE audit_events SET row_hash = '{row_hash(row['prev_hash'], row)}' WHERE seq = 3"))
+        forged = row_hash(row["prev_hash"], row)
+        conn.execute(sa.text("UPDATE audit_events SET row_hash = :forged WHERE seq = 3"), {"forged": forged})
         conn.execute(sa.text("ALTER TABLE audit_events ENABLE TRIGGER ALL"))
     problem = verify_chain(engine).problem
     assert problem is not None
@@ -145,7 +146,7 @@ def test_deleted_newest_rows_need_the_anchor_when_the_head_is_forged_too(
     _tamper(
         engine,
         "DELETE FROM audit_events WHERE seq >= 5",
-        f"UPDATE audit_chain_head SET seq = 4, row_hash = '{trail[3].row_hash}'",
+        sa.text("UPDATE audit_chain_head SET seq = 4, row_hash = :h").bindparams(h=trail[3].row_hash),
     )
     assert verify_chain(engine).ok
     problem = verify_chain(engine, anchor=trail[-1]).problem
@@ -160,7 +161,7 @@ def test_rewritten_chain_is_caught_by_the_anchor(engine: Engine, trail: list[Cha
         conn.execute(sa.text("ALTER TABLE audit_chain_head DISABLE TRIGGER ALL"))
         conn.execute(sa.text("UPDATE audit_events SET registry_username = 'attacker' WHERE seq = 3"))
         *_, new_head = _rehash_from(conn, 3)
-        conn.execute(sa.text(f"UPDATE audit_chain_head SET row_hash = '{new_head.row_hash}'"))
+        conn.execute(sa.text("UPDATE audit_chain_head SET row_hash = :h"), {"h": new_head.row_hash})
         conn.execute(sa.text("ALTER TABLE audit_events ENABLE TRIGGER ALL"))
         conn.execute(sa.text("ALTER TABLE audit_chain_head ENABLE TRIGGER ALL"))
     assert verify_chain(engine).ok
