@@ -55,7 +55,7 @@ def _claim(store: PostgresStateStore, lock: InstanceLock, keys: list[RotationKey
 
 def test_free_keys_are_granted_with_a_first_token(replica: Callable[[str], Replica]) -> None:
     """Unknown keys are free: each is granted with token 1 and a database-clock expiry ttl ahead."""
-    lock, store = replica("a")
+    _lock, store = replica("a")
     keys = [KEY, RotationKey("us", "ghcr-pull")]
     grants = store.claim(keys, owner="a", ttl=TTL, due_by=None)
     assert set(grants) == set(keys)
@@ -79,8 +79,8 @@ def test_a_live_holder_keeps_its_lease(replica: Callable[[str], Replica]) -> Non
 
 def test_expired_lease_is_taken_over_with_a_higher_token(replica: Callable[[str], Replica]) -> None:
     """Once expires_at passes on the database clock, another replica is granted it, token + 1."""
-    lock_a, store_a = replica("a")
-    lock_b, store_b = replica("b")
+    _lock_a, store_a = replica("a")
+    _lock_b, store_b = replica("b")
     first = store_a.claim([KEY], owner="a", ttl=timedelta(0), due_by=None)[KEY]
     second = store_b.claim([KEY], owner="b", ttl=TTL, due_by=None)[KEY]
     assert (second.owner, second.token) == ("b", first.token + 1)
@@ -189,8 +189,8 @@ def test_racing_replicas_never_share_a_key(replica: Callable[[str], Replica]) ->
 
 def test_save_writes_state_and_releases(replica: Callable[[str], Replica]) -> None:
     """A current grant's save stores the state and frees the lease for anyone, with the next token."""
-    lock_a, store_a = replica("a")
-    lock_b, store_b = replica("b")
+    _lock_a, store_a = replica("a")
+    _lock_b, store_b = replica("b")
     grant = store_a.claim([KEY], owner="a", ttl=TTL, due_by=None)[KEY]
     state = RotationState(key=KEY, fingerprint="hmac-sha256:k1:" + "ab" * 32, source_version=4, last_outcome="applied")
     assert store_a.save([state], release=[grant]) == []
@@ -201,7 +201,7 @@ def test_save_writes_state_and_releases(replica: Callable[[str], Replica]) -> No
 def test_save_after_takeover_is_fenced(replica: Callable[[str], Replica]) -> None:
     """A replica whose lease was taken over cannot write: its save returns the key and changes nothing."""
     lock_a, store_a = replica("a")
-    lock_b, store_b = replica("b")
+    _lock_b, store_b = replica("b")
     stale = store_a.claim([KEY], owner="a", ttl=TTL, due_by=None)[KEY]
     lock_a.close()
     current = store_b.claim([KEY], owner="b", ttl=TTL, due_by=None)[KEY]
@@ -216,7 +216,7 @@ def test_save_after_takeover_is_fenced(replica: Callable[[str], Replica]) -> Non
 
 def test_stale_release_leaves_the_new_holder_alone(replica: Callable[[str], Replica]) -> None:
     """Releasing an old grant does not free the lease its new holder has."""
-    lock_a, store_a = replica("a")
+    _lock_a, store_a = replica("a")
     lock_b, store_b = replica("b")
     lock_c, store_c = replica("c")
     stale = store_a.claim([KEY], owner="a", ttl=timedelta(0), due_by=None)[KEY]
@@ -227,7 +227,7 @@ def test_stale_release_leaves_the_new_holder_alone(replica: Callable[[str], Repl
 
 def test_tokens_grow_by_one_and_are_never_reused(replica: Callable[[str], Replica]) -> None:
     """Claim and release three times: tokens 1, 2, 3."""
-    lock, store = replica("a")
+    _lock, store = replica("a")
     tokens = []
     for _ in range(3):
         grant = store.claim([KEY], owner="a", ttl=TTL, due_by=None)[KEY]
@@ -257,7 +257,7 @@ def test_due_by_refuses_keys_already_done_for_this_due_time(replica: Callable[[s
 
 def test_load_returns_every_field(replica: Callable[[str], Replica]) -> None:
     """Every RotationState field round-trips; load() without keys returns all, with keys only those."""
-    lock, store = replica("a")
+    _lock, store = replica("a")
     moment = datetime(2030, 5, 1, 8, 30, 15, 123456, tzinfo=UTC)
     full = RotationState(
         key=KEY,
@@ -284,7 +284,7 @@ def test_load_returns_every_field(replica: Callable[[str], Replica]) -> None:
 
 def test_claim_checks_owner_and_lock(engine: Engine, replica: Callable[[str], Replica]) -> None:
     """A claim for another owner, or before the instance lock is acquired, is refused."""
-    lock, store = replica("a")
+    _lock, store = replica("a")
     with pytest.raises(AuditError, match="instance 'a'"):
         store.claim([KEY], owner="b", ttl=TTL, due_by=None)
     idle = InstanceLock(engine, "idle")
