@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from service.audit.db import translated
+from service.audit.db import translated, where
 from service.errors import AuditError, SchemaNotCurrent
 from service.logs import get_logger
 
@@ -43,7 +43,7 @@ def head() -> str:
 
 def current(engine: Engine) -> str | None:
     """The database's revision, or None when it has no schema yet."""
-    with translated("read the schema revision"), engine.connect() as connection:
+    with translated(f"read the schema revision at {where(engine)}"), engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -58,7 +58,7 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 
 def _run(engine: Engine, direction: str, revision: str) -> None:
-    with translated(f"{direction} the schema to {revision}"), engine.begin() as connection:
+    with translated(f"{direction} the schema at {where(engine)} to {revision}"), engine.begin() as connection:
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
         before = MigrationContext.configure(connection).get_current_revision()
         getattr(command, direction)(alembic_config(connection), revision)
