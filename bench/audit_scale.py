@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import time
-import tracemalloc
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,10 +127,8 @@ def child(mode: str, url: str) -> None:
 
     engine = make_engine(DatabaseConfig(url=url, pool_size=1), password=None)
     report = io.StringIO()
-    if mode == "verify-traced":
-        tracemalloc.start()
     began = time.perf_counter()
-    if mode in ("verify", "verify-traced"):
+    if mode == "verify":
         code = commands.audit_verify(engine, anchor=None, out=report)
     elif mode == "export":
         with Path(os.devnull).open("w") as sink:
@@ -142,9 +139,11 @@ def child(mode: str, url: str) -> None:
         code = 0
     seconds = time.perf_counter() - began
     maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    traced_peak_kb = tracemalloc.get_traced_memory()[1] // 1024 if tracemalloc.is_tracing() else None
-    result = {"mode": mode, "exit": code, "seconds": seconds, "maxrss_kb": maxrss_kb, "report": report.getvalue()}
-    print(json.dumps({**result, "python_heap_peak_kb": traced_peak_kb}))
+    print(
+        json.dumps(
+            {"mode": mode, "exit": code, "seconds": seconds, "maxrss_kb": maxrss_kb, "report": report.getvalue()}
+        )
+    )
 
 
 def run_child(mode: str, url: str) -> dict[str, Any]:
@@ -188,6 +187,18 @@ def time_list(engine: Engine, options: dict[str, Any], runs: int) -> dict[str, A
     samples.sort()
     p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
     return {"median_ms": statistics.median(samples), "p95_ms": p95, "max_ms": samples[-1], "rows": lines}
+
+
+def time_open_intents(engine: Engine, *, runs: int) -> dict[str, Any]:
+    """What a starting worker pays to find intents without an outcome."""
+    from service.audit.store import AuditStore
+
+    samples, found = [], 0
+    for _ in range(runs):
+        began = time.perf_counter()
+        found = len(AuditStore(engine).open_intents())
+        samples.append((time.perf_counter() - began) * 1000)
+    return {"median_ms": statistics.median(samples), "found": found}
 
 
 def plan_of_secret_query(engine: Engine) -> str:
@@ -248,7 +259,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         results["load_small_s"] = load(plain, loader, args.small)
         results["baseline"] = run_child("baseline", url)
         results["verify_small"] = run_child("verify", url)
-        results["verify_small_traced"] = run_child("verify-traced", url)
         results["export_small"] = run_child("export", url)
         results["load_rest_s"] = load(plain, loader, args.rows - args.small)
         with engine.connect() as conn:
@@ -258,8 +268,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             results["server"] = conn.execute(sa.text("SHOW server_version")).scalar_one()
         results["plan_secret"] = plan_of_secret_query(engine)
         results["list"] = {label: time_list(engine, options, args.runs) for label, options in LIST_CASES}
+        results["open_intents"] = time_open_intents(engine, runs=3)
         results["verify_large"] = run_child("verify", url)
-        results["verify_large_traced"] = run_child("verify-traced", url)
         results["export_large"] = run_child("export", url)
         engine.dispose()
     return results
@@ -288,9 +298,7 @@ def print_table(results: dict[str, Any]) -> None:
         rss, rate = run["maxrss_kb"] / 1024, count / run["seconds"]
         print(f"{label:<28} {count:>10,} {run['seconds']:>8.1f} {rate:>9,.0f} {rss:>12.1f} {rss - base:>14.1f}")
     print(f"(baseline: a process that imports the service and runs one query: {base:.1f} MB)")
-    peaks = [results[key]["python_heap_peak_kb"] / 1024 for key in ("verify_small_traced", "verify_large_traced")]
-    heap = f"{small:,} rows {peaks[0]:.1f} MB, {rows:,} rows {peaks[1]:.1f} MB"
-    print(f"audit verify, Python heap peak (tracemalloc): {heap}")
+    print(f"open_intents() at {rows:,} rows: {results['open_intents']['median_ms']:.0f} ms median")
 
 
 def main() -> None:
@@ -298,7 +306,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--child", choices=["verify", "verify-traced", "export", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["verify", "export", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -72,6 +72,16 @@ class InstanceLock:
                 return key
         raise AuditError("no free instance lock key after several random tries")
 
+    def ensure(self) -> int:
+        """The key; if the session was lost (its leases are then free to others), a new session and key."""
+        if self._connection is None:
+            return self.key  # never acquired, or closed on purpose: AuditError
+        if not self.held():
+            log.warning("instance.lock_lost", instance=self.instance_id, key=self._key)
+            self.close()
+            self.acquire()
+        return self.key
+
     def held(self) -> bool:
         """True while the dedicated session is alive and still holds the key."""
         if self._connection is None or self._key is None:

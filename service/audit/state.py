@@ -126,7 +126,7 @@ class PostgresStateStore:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        owner_lock = self._instance.key
+        owner_lock = self._instance.ensure()
         with translated(f"claim leases at {where(self._engine)}"), self._engine.begin() as conn:
             conn.execute(_ENSURE_ROWS, _key_params(wanted))
             locked = [RotationKey(*row) for row in conn.execute(_LOCK_ROWS, _key_params(wanted))]

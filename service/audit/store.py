@@ -65,6 +65,13 @@ class AuditStore:
             row = conn.execute(query).first()
         return ChainHead(row.seq, row.row_hash) if row is not None else None
 
+    def log_anchor(self) -> ChainHead | None:
+        """Log the head as ``audit.anchor`` (the anchor outside the database); call it after each sweep."""
+        head = self.head()
+        if head is not None:
+            log.info("audit.anchor", seq=head.seq, row_hash=head.row_hash, anchor=str(head))
+        return head
+
     def open_intents(self) -> list[AuditRecord]:
         """Intents that no later row names in ``intent_seq``, oldest first."""
         outcome = audit_events.alias("outcome")

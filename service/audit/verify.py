@@ -21,7 +21,7 @@ from service.audit.tables import audit_chain_head, audit_events
 from service.model import ChainHead
 
 REORDER_WINDOW = 64  # how far from its place a moved row is looked for
-BATCH = 5000
+BATCH = 2000  # rows per FETCH: memory is bounded by one batch
 
 
 class ProblemKind(enum.StrEnum):
@@ -75,7 +75,11 @@ class ChainWalker:
         if seq != expected:
             gap = f"row {expected} is" if seq == expected + 1 else f"rows {expected}..{seq - 1} are"
             return ChainProblem(expected, ProblemKind.MISSING, f"{gap} missing (the next row is {seq})")
-        if row_hash(row["prev_hash"], row) != row["row_hash"]:
+        try:
+            intact = row_hash(row["prev_hash"], row) == row["row_hash"]
+        except (ValueError, TypeError):  # a value the encoding cannot hold: not written by the appender
+            return ChainProblem(seq, ProblemKind.CHANGED, f"row {seq} holds a value the canonical encoding cannot hold")
+        if not intact:
             return _changed_or_moved(row)
         if row["prev_hash"] != (self.last.row_hash if self.last else GENESIS):
             return _broken_link(seq)

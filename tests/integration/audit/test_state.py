@@ -291,3 +291,25 @@ def test_claim_checks_owner_and_lock(engine: Engine, replica: Callable[[str], Re
     with pytest.raises(AuditError, match="not acquired"):
         PostgresStateStore(engine, instance=idle).claim([KEY], owner="idle", ttl=TTL, due_by=None)
     assert store.claim([], owner="a", ttl=TTL, due_by=None) == {}
+
+
+def test_lost_instance_lock_is_replaced_before_claiming(replica: Callable[[str], Replica], engine: Engine) -> None:
+    """A holder whose lock session was killed loses its lease to others, and its next claim takes a new key."""
+    lock_a, store_a = replica("a")
+    lock_b, store_b = replica("b")
+    old_key = lock_a.key
+    assert _claim(store_a, lock_a, [KEY]) == {KEY}
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND objsubid = 1 AND classid = (:k >> 32)::oid AND objid = (:k & 4294967295)::oid"
+            ),
+            {"k": old_key},
+        )
+    assert _claim(store_b, lock_b, [KEY]) == {KEY}
+    other = RotationKey("us", "quay-pull")
+    assert _claim(store_a, lock_a, [other]) == {other}
+    assert lock_a.key != old_key
+    assert lock_a.held()
+    assert _claim(store_b, lock_b, [other]) == set()

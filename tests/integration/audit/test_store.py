@@ -173,3 +173,15 @@ def _example_row() -> dict[str, object]:
     from service.audit.chain import event_row
 
     return event_row(make_event(), seq=1, recorded_at=datetime(2024, 1, 1, tzinfo=UTC))
+
+
+def test_anchor_is_logged_for_verify(store: AuditStore) -> None:
+    """log_anchor logs the head as SEQ:HASH, the form `audit verify --anchor` takes."""
+    from structlog.testing import capture_logs
+
+    assert store.log_anchor() is None
+    [record] = store.append([make_event()])
+    with capture_logs() as logs:
+        head = store.log_anchor()
+    assert head == ChainHead(record.seq, record.row_hash)
+    assert [entry["anchor"] for entry in logs if entry["event"] == "audit.anchor"] == [f"1:{record.row_hash}"]

@@ -115,3 +115,12 @@ def test_walker_reports_a_first_row_not_from_genesis() -> None:
     problem = ChainWalker().feed(row)
     assert problem is not None
     assert (problem.seq, problem.kind) == (1, ProblemKind.CHANGED)
+
+
+def test_walker_reports_a_row_it_cannot_encode() -> None:
+    """A row whose prev_hash is not ASCII hex (a dropped constraint) is reported, not a crash."""
+    row = _rows(1)[0]
+    row["prev_hash"] = "é" * 64
+    problem = ChainWalker().feed(row)
+    assert problem is not None
+    assert (problem.seq, problem.kind) == (1, ProblemKind.CHANGED)
