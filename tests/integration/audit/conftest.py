@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,6 +32,7 @@ def engine(empty_engine: Engine) -> Engine:
 
 @pytest.fixture
 def store(engine: Engine) -> AuditStore:
+    """An AuditStore on the migrated database."""
     return AuditStore(engine)
 
 
@@ -56,8 +57,3 @@ def make_event(**overrides: Any) -> AuditEvent:
     }
     values.update(overrides)
     return AuditEvent(**values)
-
-
-@pytest.fixture
-def event_factory() -> Callable[..., AuditEvent]:
-    return make_event
