@@ -27,7 +27,8 @@ secret, so no library exception leaks past an adapter.
     │   └── Unavailable             5xx, timeouts, connection errors after retries
     ├── VerificationError           the registry refused or could not check a credential
     ├── AuditError                  the audit trail cannot be written or read
-    │   └── AuditUnavailable        (also DependencyUnavailable)
+    │   ├── AuditUnavailable        (also DependencyUnavailable)
+    │   └── SchemaNotCurrent        the database is not at the migrations' head
     └── LeaseLost                   our fencing token is no longer current
 
 ``str(error)`` is always safe to log: messages name secrets, targets, mounts, paths and
@@ -238,6 +239,18 @@ class AuditError(RotatorError):
 class AuditUnavailable(AuditError, DependencyUnavailable):
     code = "audit_unavailable"
     retryable = True
+
+
+class SchemaNotCurrent(AuditError):
+    """The database schema is not at this version's head revision; names both and what to run."""
+
+    code = "schema_not_current"
+
+    def __init__(self, *, current: str | None, head: str, hint: str = "run `rotator db upgrade`") -> None:
+        self.current = current
+        self.head = head
+        at = f"revision {current}" if current else "no revision (no schema yet)"
+        super().__init__(f"database is at {at}, head is {head}: {hint}")
 
 
 class LeaseLost(RotatorError):

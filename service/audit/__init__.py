@@ -1,0 +1,1 @@
+"""The only package that issues SQL: the audit trail, rotation state and leases in PostgreSQL."""

@@ -1,0 +1,167 @@
+"""``PostgresStateStore``: rotation state per (target, secret) and the leases that make each rotation happen once.
+
+A lease is free when it was released (``expires_at`` NULL), it expired (database clock),
+or its owner's ``InstanceLock`` is gone from ``pg_locks`` (the process died). ``claim``
+runs in one transaction: make sure a lease row exists per key, lock the rows nobody else
+is touching (``FOR UPDATE SKIP LOCKED``), then, in a new statement that therefore sees
+every commit made before the locks were taken, grant the free ones whose state is due.
+Each grant raises the row's fencing ``token`` by one; rows are never deleted, so a token
+is never reused. ``save`` writes a state only while its grant is still the current one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Engine
+
+from service.audit.db import translated, where
+from service.audit.instance import LIVE_OWNER_LOCKS, InstanceLock
+from service.audit.tables import rotation_state
+from service.errors import AuditError
+from service.logs import get_logger
+from service.model import LeaseGrant, RotationKey, RotationState
+
+log = get_logger(__name__)
+
+_ENSURE_ROWS = sa.text("""
+INSERT INTO leases (target, secret, owner, owner_lock, token)
+SELECT k.target, k.secret, '', 0, 0
+FROM unnest(CAST(:targets AS text[]), CAST(:secrets AS text[])) AS k(target, secret)
+ORDER BY k.target, k.secret
+ON CONFLICT (target, secret) DO NOTHING
+""")
+
+_LOCK_ROWS = sa.text("""
+SELECT l.target, l.secret
+FROM leases AS l
+JOIN unnest(CAST(:targets AS text[]), CAST(:secrets AS text[])) AS k(target, secret) USING (target, secret)
+ORDER BY l.target, l.secret
+FOR UPDATE OF l SKIP LOCKED
+""")
+
+_GRANT = sa.text(f"""
+UPDATE leases AS l
+SET owner = :owner, owner_lock = :owner_lock, token = l.token + 1,
+    acquired_at = clock_timestamp(), expires_at = clock_timestamp() + make_interval(secs => :ttl)
+FROM unnest(CAST(:targets AS text[]), CAST(:secrets AS text[])) AS k(target, secret)
+WHERE l.target = k.target AND l.secret = k.secret
+  AND (l.expires_at IS NULL OR l.expires_at < clock_timestamp() OR l.owner_lock NOT IN ({LIVE_OWNER_LOCKS}))
+  AND NOT EXISTS (
+    SELECT 1 FROM rotation_state AS s
+    WHERE s.target = l.target AND s.secret = l.secret AND s.next_run_at > CAST(:due_by AS timestamptz))
+RETURNING l.target, l.secret, l.owner, l.token, l.expires_at
+""")  # noqa: S608 (LIVE_OWNER_LOCKS is a constant of this package, not outside text)
+
+_CURRENT_GRANTS = sa.text("""
+SELECT l.target, l.secret
+FROM leases AS l
+JOIN unnest(CAST(:targets AS text[]), CAST(:secrets AS text[]), CAST(:tokens AS bigint[]), CAST(:owners AS text[]))
+  AS g(target, secret, token, owner) USING (target, secret, token, owner)
+ORDER BY l.target, l.secret
+FOR UPDATE OF l
+""")
+
+_RELEASE = sa.text("""
+UPDATE leases AS l SET expires_at = NULL
+FROM unnest(CAST(:targets AS text[]), CAST(:secrets AS text[]), CAST(:tokens AS bigint[]), CAST(:owners AS text[]))
+  AS g(target, secret, token, owner)
+WHERE l.target = g.target AND l.secret = g.secret AND l.token = g.token AND l.owner = g.owner
+""")
+
+_STATE_FIELDS = tuple(field.name for field in dataclasses.fields(RotationState) if field.name != "key")
+
+
+def _key_params(keys: Sequence[RotationKey]) -> dict[str, list[str]]:
+    return {"targets": [key.target for key in keys], "secrets": [key.secret for key in keys]}
+
+
+def _grant_params(grants: Sequence[LeaseGrant]) -> dict[str, list[Any]]:
+    return {
+        **_key_params([grant.key for grant in grants]),
+        "tokens": [grant.token for grant in grants],
+        "owners": [grant.owner for grant in grants],
+    }
+
+
+def _state_row(state: RotationState) -> dict[str, Any]:
+    return {"target": state.key.target, "secret": state.key.secret} | {
+        name: getattr(state, name) for name in _STATE_FIELDS
+    }
+
+
+def _state_from_row(row: Any) -> RotationState:
+    return RotationState(
+        key=RotationKey(row.target, row.secret), **{name: getattr(row, name) for name in _STATE_FIELDS}
+    )
+
+
+class PostgresStateStore:
+    """``service.ports.StateStore`` in PostgreSQL; owner and owner lock come from ``instance``."""
+
+    def __init__(self, engine: Engine, *, instance: InstanceLock) -> None:
+        self._engine = engine
+        self._instance = instance
+
+    def load(self, keys: Sequence[RotationKey] | None = None) -> dict[RotationKey, RotationState]:
+        """The stored state of ``keys`` (every key when None); keys without state are absent."""
+        query = sa.select(rotation_state)
+        if keys is not None:
+            query = query.where(sa.tuple_(rotation_state.c.target, rotation_state.c.secret).in_(list(keys)))
+        with translated(f"load rotation state at {where(self._engine)}"), self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {state.key: state for state in map(_state_from_row, rows)}
+
+    def claim(
+        self, keys: Sequence[RotationKey], *, owner: str, ttl: timedelta, due_by: datetime | None
+    ) -> dict[RotationKey, LeaseGrant]:
+        """Grant the free leases among ``keys`` to this instance; return only those granted."""
+        if owner != self._instance.instance_id:
+            raise AuditError(f"claim for {owner!r} on the state store of instance {self._instance.instance_id!r}")
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        owner_lock = self._instance.ensure()
+        with translated(f"claim leases at {where(self._engine)}"), self._engine.begin() as conn:
+            conn.execute(_ENSURE_ROWS, _key_params(wanted))
+            locked = [RotationKey(*row) for row in conn.execute(_LOCK_ROWS, _key_params(wanted))]
+            params = {"owner": owner, "owner_lock": owner_lock, "ttl": ttl.total_seconds(), "due_by": due_by}
+            rows = conn.execute(_GRANT, {**params, **_key_params(locked)}).all() if locked else []
+        grants = {
+            RotationKey(row.target, row.secret): LeaseGrant(
+                key=RotationKey(row.target, row.secret), owner=row.owner, token=row.token, expires_at=row.expires_at
+            )
+            for row in rows
+        }
+        log.debug("lease.claimed", wanted=len(wanted), granted=len(grants))
+        return grants
+
+    def save(self, states: Sequence[RotationState], *, release: Sequence[LeaseGrant] = ()) -> list[RotationKey]:
+        """Upsert ``states`` and release ``release`` in one transaction, fenced by each grant's token."""
+        with translated(f"save rotation state at {where(self._engine)}"), self._engine.begin() as conn:
+            current = {RotationKey(*row) for row in conn.execute(_CURRENT_GRANTS, _grant_params(release))}
+            lost = {grant.key for grant in release} - current
+            latest = {state.key: state for state in states if state.key not in lost}
+            if latest:
+                conn.execute(_upsert([latest[key] for key in sorted(latest)]))
+            conn.execute(_RELEASE, _grant_params([grant for grant in release if grant.key in current]))
+        refused = [state.key for state in states if state.key in lost]
+        if refused:
+            log.warning("lease.lost", keys=[str(key) for key in refused])
+        return refused
+
+    def release(self, grants: Sequence[LeaseGrant]) -> None:
+        """Release ``grants`` that are still current; others are left to their new holders."""
+        with translated(f"release leases at {where(self._engine)}"), self._engine.begin() as conn:
+            conn.execute(_RELEASE, _grant_params(grants))
+
+
+def _upsert(states: Sequence[RotationState]) -> sa.Executable:
+    insert = pg_insert(rotation_state).values([_state_row(state) for state in states])
+    changes = {name: insert.excluded[name] for name in _STATE_FIELDS} | {"updated_at": sa.func.clock_timestamp()}
+    return insert.on_conflict_do_update(index_elements=["target", "secret"], set_=changes)
