@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from service.aicore.client import AICoreClient
-    from service.audit.state import InstanceLock, PostgresStateStore
+    from service.audit.instance import InstanceLock
+    from service.audit.state import PostgresStateStore
     from service.audit.store import AuditStore
     from service.metrics import Metrics
     from service.sweep import Rotator
@@ -125,7 +126,7 @@ class App:
 
     @cached_property
     def instance_lock(self) -> InstanceLock:
-        from service.audit.state import InstanceLock
+        from service.audit.instance import InstanceLock
 
         lock = InstanceLock(self.engine, self.owner)
         lock.acquire()
@@ -137,6 +138,14 @@ class App:
         from service.audit.state import PostgresStateStore
 
         return PostgresStateStore(self.engine, instance=self.instance_lock)
+
+    @cached_property
+    def state_reader(self) -> PostgresStateStore:
+        """State for read-only commands: no instance lock is taken, so nothing can be claimed."""
+        from service.audit.instance import InstanceLock
+        from service.audit.state import PostgresStateStore
+
+        return PostgresStateStore(self.engine, instance=InstanceLock(self.engine, self.owner))
 
     @cached_property
     def metrics(self) -> Metrics:

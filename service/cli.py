@@ -321,10 +321,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_handler(handler: Handler, args: argparse.Namespace) -> int:
-    from service.errors import ConfigError, DependencyUnavailable, RotatorError
+    from service.errors import ConfigError, DependencyUnavailable, RotatorError, SchemaNotCurrent
 
     try:
         return handler(args)
+    except SchemaNotCurrent as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as e:
         for line in str(e).splitlines():
             print(f"error: {line}", file=sys.stderr)

@@ -43,4 +43,4 @@ def render_results(report: SweepReport, *, as_json: bool) -> str:
 def _as_dict(result: RotationResult) -> dict[str, object]:
     fields = {name: getattr(result, name) for name in result.__dataclass_fields__}
     key = fields.pop("key")
-    return {"target": key.target, "secret": key.secret, **fields}  # type: ignore[attr-defined]
+    return {"target": key.target, "secret": key.secret, **fields}

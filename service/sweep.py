@@ -381,17 +381,8 @@ class Rotator:
         self, scope: _Scope, ctx: EventContext, verification: VerificationResult, done: Callable[..., RotationResult]
     ) -> RotationResult:
         message = f"registry {verification.registry} refused the credential: {verification.detail}".rstrip(": ")
-        if not scope.request.dry_run:
-            self._append(
-                [
-                    ctx.event(
-                        EventType.REJECTED,
-                        error_code=str(verification.outcome),
-                        message=message,
-                        http_status=verification.status,
-                    )
-                ]
-            )
+        if not scope.request.dry_run:  # http_status is AI Core's column: the registry's answer is in the message
+            self._append([ctx.event(EventType.REJECTED, error_code=str(verification.outcome), message=message)])
         return done(Outcome.REJECTED, error_code=str(verification.outcome), message=message)
 
     def _write(self, store: SecretStore, secret: SecretConfig, config: DockerConfigJson) -> WriteReceipt:

@@ -264,11 +264,18 @@ def _narrate(event: Event) -> None:
             f"    {event['target']:<9} {event['secret']:<14} {event['outcome']:<9}{version} "
             f"fp={fp} {event.get('http_status') or ''}{extra}"
         )
+    elif name == "audit.anchor" and event.get("anchor") == _last_anchor.get("anchor"):
+        return
     elif name in ("worker.started", "worker.stopped", "audit.anchor"):
+        if name == "audit.anchor":
+            _last_anchor["anchor"] = event.get("anchor")
         fields = {k: v for k, v in event.items() if k in ("secrets", "targets", "anchor", "clean")}
         say(f"    worker: {name} {json.dumps(fields)}")
     elif event.get("level") in ("error", "critical") and name != "rotation":
         say(f"    worker: {name}: {event.get('message') or event.get('error') or ''}")
+
+
+_last_anchor: dict[str, Any] = {}
 
 
 def _stop_worker(worker: subprocess.Popen[str]) -> int | None:
@@ -360,8 +367,13 @@ def _bao(bao: OpenBaoDevServer, *args: str) -> None:
         raise RuntimeError(f"bao {args[0]} {args[1]} failed: {result.stderr.strip()[-300:]}")
 
 
+_OUT = threading.Lock()
+
+
 def say(text: str) -> None:
-    print(text, flush=True)
+    with _OUT:  # the worker's narration comes from another thread
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
 def step(text: str) -> None:
