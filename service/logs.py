@@ -130,7 +130,7 @@ QUIET_LIBRARIES = {
     "httpcore": logging.WARNING,
     "apscheduler": logging.WARNING,
     "sqlalchemy": logging.WARNING,
-    "alembic": logging.INFO,
+    "alembic": logging.WARNING,
 }
 
 
