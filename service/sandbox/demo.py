@@ -86,15 +86,7 @@ def _story(demo: Demo) -> int:
         ok = _expect(demo, "first rotations", lambda: _applied(demo) >= 4, demo.seconds * 2)
 
         step("Writing a new token for acme-registry into Vault (KV v2 version 2)")
-        _bao(
-            bao,
-            "kv",
-            "put",
-            "-mount=secret",
-            "registries/acme",
-            "username=robot-acme",
-            f"password={secrets.token_urlsafe(24)}",
-        )
+        _put_acme_token(bao)
         ok &= _expect(
             demo,
             "the new version on both tenants",
@@ -142,15 +134,7 @@ def _environment(demo: Demo, bao: OpenBaoDevServer) -> dict[str, str]:
 def _seed(demo: Demo, bao: OpenBaoDevServer, aicore: Any, registry: Any) -> None:
     step("Seeding Vault with three registry sources, and AI Core with the secrets the Launchpad created")
     _bao(bao, "secrets", "enable", "-path=kv1", "-version=1", "kv")
-    _bao(
-        bao,
-        "kv",
-        "put",
-        "-mount=secret",
-        "registries/acme",
-        "username=robot-acme",
-        f"password={secrets.token_urlsafe(24)}",
-    )
+    _put_acme_token(bao)
     _bao(bao, "kv", "put", "-mount=kv1", "registries/ghcr", "username=ghcr-bot", f"token={secrets.token_urlsafe(24)}")
     team_password = secrets.token_urlsafe(24)
     registry.add_user("team-bot", team_password, repositories=["team/app"])
@@ -167,6 +151,12 @@ def _seed(demo: Demo, bao: OpenBaoDevServer, aicore: Any, registry: Any) -> None
     detail("secret/registries/acme (KV v2) -> acme-registry on tenant-a and tenant-b")
     detail("kv1/registries/ghcr (KV v1, field 'token') -> ghcr-pull on tenant-a")
     detail("secret/registries/team (KV v2, verified at the registry first) -> team-registry on tenant-b (created)")
+
+
+def _put_acme_token(bao: OpenBaoDevServer) -> None:
+    """A fresh random token for acme-registry: a new KV v2 version."""
+    token = secrets.token_urlsafe(24)
+    _bao(bao, "kv", "put", "-mount=secret", "registries/acme", "username=robot-acme", f"password={token}")
 
 
 def _write_config(demo: Demo, pg: EmbeddedPostgres, bao: OpenBaoDevServer, aicore: Any, registry: Any) -> None:
