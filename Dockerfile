@@ -11,17 +11,22 @@
 # major.minor only: the migrations are copied into this Python's site-packages below.
 ARG PYTHON_VERSION=3.12
 
-# --- builder: build the wheels and install them into a virtual environment --------
+# --- builder: the locked dependencies, then the project, into a virtual environment --
 FROM python:${PYTHON_VERSION}-slim AS builder
+ARG UV_VERSION=0.13.9
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+RUN python -m pip install "uv==${UV_VERSION}" && python -m venv /opt/venv
+# The runtime dependencies exactly as uv.lock pins them, hash-checked (no dev or test groups).
+COPY pyproject.toml uv.lock ./
+RUN uv export --frozen --no-dev --no-emit-project --format requirements-txt --output-file /tmp/requirements.txt \
+    && /opt/venv/bin/pip install --require-hashes --requirement /tmp/requirements.txt
+COPY README.md ./
 COPY service/ ./service/
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip wheel --wheel-dir /wheels . \
-    && /opt/venv/bin/pip install --no-index --find-links /wheels registry-secret-rotator \
+RUN /opt/venv/bin/pip install --no-deps . \
     && /opt/venv/bin/pip uninstall --yes pip
 
 # --- runtime -----------------------------------------------------------------------

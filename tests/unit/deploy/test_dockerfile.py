@@ -125,6 +125,20 @@ def test_runtime_copies_only_the_builders_environment(all_stages: list[Stage], f
     assert not any(source.startswith("service") for i in final.all("COPY") for source in copy_parts(i.value)[1])
 
 
+def test_dependencies_install_from_the_lock_file_with_hashes(all_stages: list[Stage]) -> None:
+    """The builder installs what uv.lock pins, hash-checked, with a pinned uv; the project itself adds no dependency."""
+    builder = all_stages[0]
+    run = " ".join(i.value for i in builder.all("RUN"))
+    assert "uv export --frozen --no-dev --no-emit-project" in run
+    assert "--require-hashes" in run
+    assert "pip install --no-deps ." in run
+    assert "uv==${UV_VERSION}" in run
+    assert re.fullmatch(r"\d+\.\d+\.\d+", builder.variables.get("UV_VERSION", "")), "pin uv"
+    lock_copied = next(i.line for i in builder.all("COPY") if "uv.lock" in copy_parts(i.value)[1])
+    sources_copied = next(i.line for i in builder.all("COPY") if "service/" in copy_parts(i.value)[1])
+    assert lock_copied < sources_copied, "dependencies first: a source change keeps the dependency layer cached"
+
+
 def test_copy_sources_exist_and_reach_the_build_context(all_stages: list[Stage]) -> None:
     """Every file or directory copied from the build context exists in the repo and .dockerignore lets it through."""
     patterns = dockerignore_patterns(DOCKERIGNORE.read_text())
