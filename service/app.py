@@ -211,6 +211,8 @@ class App:
                     n: t.max_concurrency for n, t in self.settings.targets.items() if t.max_concurrency
                 },
                 renew_fraction=rotation.lease_renew_fraction,
+                failure_backoff=rotation.failure_backoff,
+                failure_backoff_max=rotation.failure_backoff_max,
                 schedule_next=lambda secret, now: next_due_after(self.settings.schedule_of(secret), secret.name, now),
             ),
         )

@@ -340,6 +340,9 @@ class RotationConfig(_Model):
     retry: RetryConfig = RetryConfig()
     # Dynamic sources: rotate once this fraction of the lease has passed.
     lease_renew_fraction: float = Field(default=0.67, gt=0, lt=1)
+    # A failed rotation is tried again after this, doubling per failure in a row, up to the max.
+    failure_backoff: Duration = timedelta(seconds=30)
+    failure_backoff_max: Duration = timedelta(hours=1)
 
 
 class HttpConfig(_Model):

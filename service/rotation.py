@@ -61,6 +61,12 @@ def next_run(scheduled: datetime, credential: RegistryCredential | None, *, frac
     return min(scheduled, deadline) if deadline is not None else scheduled
 
 
+def retry_delay(failures: int, *, base: timedelta, cap: timedelta, spread: float) -> timedelta:
+    """Exponential backoff after ``failures`` failures in a row; ``spread`` in [0, 1) takes up to half off (jitter)."""
+    delay: timedelta = min(cap, base * 2 ** max(failures - 1, 0))
+    return delay * (1 - spread / 2)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RotationResult:
     """What one rotation came to: for logs, metrics, state and the `once` report. No secret values."""

@@ -10,6 +10,7 @@ No adapter library is imported here.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
@@ -46,6 +47,7 @@ from service.rotation import (
     RotationResult,
     decide,
     next_run,
+    retry_delay,
     state_after,
     verification_allows,
 )
@@ -97,6 +99,8 @@ class RotatorOptions:
     per_target_concurrency: int
     target_concurrency: Mapping[str, int] = field(default_factory=dict)
     renew_fraction: float = 0.67
+    failure_backoff: timedelta = timedelta(seconds=30)
+    failure_backoff_max: timedelta = timedelta(hours=1)
     schedule_next: Callable[[SecretConfig, datetime], datetime] | None = None
 
 
@@ -147,6 +151,7 @@ class Rotator:
         options: RotatorOptions,
         clock: Callable[[], datetime],
         timer: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self._source = source
         self._stores = stores
@@ -157,6 +162,7 @@ class Rotator:
         self._options = options
         self._clock = clock
         self._timer = timer
+        self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self._pool = ThreadPoolExecutor(max_workers=options.max_concurrency, thread_name_prefix="rotation")
         self._slots_lock = threading.Lock()
         self._target_slots: dict[str, threading.BoundedSemaphore] = {}
@@ -264,6 +270,8 @@ class Rotator:
         except Exception as e:  # a bug must not leave the lease held or stop the sweep
             log.exception("rotation.internal_error", error=type(e).__name__)
             result = self._failure(scope, key, RotatorError(f"internal error: {type(e).__name__}"))
+        if result.outcome is Outcome.FAILED:
+            result = replace(result, next_run_at=self._retry_at(result.next_run_at, state, scope.now))
         try:
             if not self._save((state_after(state, result, now=self._clock()), grant)):
                 log.warning("rotation.lease_lost", token=grant.token)
@@ -473,6 +481,17 @@ class Rotator:
             request_id=getattr(error, "request_id", None),
             **fields,
         )
+
+    def _retry_at(self, scheduled: datetime | None, state: RotationState | None, now: datetime) -> datetime:
+        """A failed rotation is tried again after a backoff that grows with the failures in a row."""
+        failures = (state.consecutive_failures if state else 0) + 1
+        delay = retry_delay(
+            failures,
+            base=self._options.failure_backoff,
+            cap=self._options.failure_backoff_max,
+            spread=self._rng.random(),
+        )
+        return min(scheduled, now + delay) if scheduled else now + delay
 
     def _scheduled(self, secret: SecretConfig, now: datetime) -> datetime | None:
         return self._options.schedule_next(secret, now) if self._options.schedule_next else None

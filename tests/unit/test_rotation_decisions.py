@@ -19,7 +19,16 @@ from service.model import (
     VerificationOutcome,
     VerificationResult,
 )
-from service.rotation import Action, RotationResult, decide, lease_deadline, next_run, state_after, verification_allows
+from service.rotation import (
+    Action,
+    RotationResult,
+    decide,
+    lease_deadline,
+    next_run,
+    retry_delay,
+    state_after,
+    verification_allows,
+)
 from tests.fakes import NOW
 
 KEY = RotationKey("eu", "acme-registry")
@@ -137,3 +146,12 @@ def test_batcher_hands_the_error_to_every_caller() -> None:
 
     with pytest.raises(ValueError, match="database down"):
         Batcher(flush)(1)
+
+
+def test_retry_delay_grows_and_is_capped() -> None:
+    """Backoff doubles per failure in a row, stops at the cap, and jitter takes off at most half."""
+    base, cap = timedelta(seconds=30), timedelta(minutes=10)
+    delays = [retry_delay(n, base=base, cap=cap, spread=0.0) for n in range(1, 8)]
+    assert delays[:5] == [timedelta(seconds=s) for s in (30, 60, 120, 240, 480)]
+    assert delays[5:] == [cap, cap]
+    assert retry_delay(3, base=base, cap=cap, spread=0.999) > timedelta(seconds=60)

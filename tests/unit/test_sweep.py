@@ -343,3 +343,14 @@ def test_same_path_with_other_fields_is_another_source(world: World) -> None:
     world.stores["eu"].existing.add("token-registry")
     world.sweep(secret(), token_mapped)
     assert world.source.reads == ["registries/acme"] * 3
+
+
+def test_failed_rotation_is_retried_soon_not_next_period(world: World) -> None:
+    """A failure brings the next run forward to a backoff (here at most 30 s), not the 6 h schedule."""
+    world.source.entries["registries/acme"] = SourceNotFound("no secret at secret/registries/acme")
+    (result,) = world.sweep().results
+    assert result.outcome is Outcome.FAILED
+    assert NOW + timedelta(seconds=15) <= result.next_run_at <= NOW + timedelta(seconds=30)
+    world.clock.advance(timedelta(minutes=1))
+    (again,) = world.sweep().results
+    assert world.clock.now + timedelta(seconds=30) <= again.next_run_at <= world.clock.now + timedelta(seconds=60)
