@@ -14,7 +14,7 @@ import signal
 import threading
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from service import logs
 from service.app import App
@@ -86,11 +86,17 @@ class Worker:
             )
         if self._http is not None:
             self._http.stop()
-        self.app.close()  # revokes the Vault token, releases the instance lock
-        log.info("worker.stopped", clean=finished)
         if not finished:
-            os._exit(0)  # rotation threads still run; the lease and open intents make this safe
+            self._abandon()
+        self.app.close()  # revokes the Vault token, releases the instance lock
+        log.info("worker.stopped", clean=True)
         return 0
+
+    def _abandon(self) -> NoReturn:
+        """Revoke the Vault token and exit now: ``app.close()`` would wait for the rotation threads."""
+        self.app.vault_session.revoke()
+        log.info("worker.stopped", clean=False)
+        os._exit(0)  # rotation threads still run; the lease and open intents make this safe
 
     # --- jobs -----------------------------------------------------------------------
 
