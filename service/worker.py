@@ -51,6 +51,7 @@ class Worker:
         self._install_signal_handlers()
         self.app.require_schema()
         self.app.vault_session.check()
+        self._maintain_vault()  # exports the token's expiry now, not 5 s later
         self._start_http()
         self._recover()
         self._schedule()
