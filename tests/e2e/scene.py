@@ -157,15 +157,20 @@ class Scene:
         )
         return value
 
+    def reader_policy(self) -> str:
+        """A policy that may read this test's mount (deleted afterwards); its name."""
+        policy = unique("policy")
+        rules = f'path "{self.mount}/*" {{ capabilities = ["read"] }}'
+        self.root.sys.create_or_update_policy(name=policy, policy=rules)
+        self.cleanups.append(lambda: self.root.sys.delete_policy(policy))
+        return policy
+
     def use_approle(self) -> str:
         """Log the workers in with AppRole (a token of their own, renewable, revoked at exit); the auth mount."""
         mount = unique("approle")
-        policy = unique("policy")
-        self.root.sys.create_or_update_policy(
-            name=policy, policy=f'path "{self.mount}/*" {{ capabilities = ["read"] }}'
-        )
+        policy = self.reader_policy()
         self.root.sys.enable_auth_method("approle", path=mount)
-        self.cleanups += [lambda: self.root.sys.delete_policy(policy), lambda: self.root.sys.disable_auth_method(mount)]
+        self.cleanups.append(lambda: self.root.sys.disable_auth_method(mount))
         self.root.auth.approle.create_or_update_approle(
             "rotator", token_policies=[policy], token_ttl="1h", token_max_ttl="24h", mount_point=mount
         )
@@ -183,8 +188,14 @@ class Scene:
         return mount
 
     def use_token(self, token: str) -> None:
-        """Log the workers in with this token (given through an environment variable)."""
+        """Create a token with exactly this id that may read the mount, and log the workers in with it."""
+        self.root.auth.token.create(id=token, policies=[self.reader_policy()], ttl="1h")
+        self.cleanups.append(lambda: self.root.auth.token.revoke(token))
         self.env[VAULT_TOKEN_ENV] = token
+
+    def use_audit_key(self, key: str) -> None:
+        """Fingerprint with this HMAC key (given through an environment variable)."""
+        self.audit_key = self.env[AUDIT_KEY_ENV] = key
 
     def set(self, section: str, **values: Any) -> None:
         """Override keys of a config section (``rotation``, ``http``, ``vault``, ``log``...)."""
