@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import hvac
+import hvac.exceptions
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
@@ -35,6 +35,7 @@ from service.config import load_settings
 from service.model import AuditRecord
 from service.sandbox.aicore_emulator import AICoreEmulator
 from tests.e2e.processes import WorkerProcess
+from tests.e2e.tomlwriter import to_toml
 from tests.harness import VaultServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,46 +48,6 @@ CLI_TIMEOUT = 60.0
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-# --- TOML (the standard library reads it but does not write it) ---------------------
-
-
-def toml_value(value: Any) -> str:
-    """A TOML value: strings as JSON strings (valid TOML basic strings), tables inline."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str | Path):
-        return json.dumps(str(value))
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"no TOML for {type(value).__name__}")
-
-
-def toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
-
-
-def to_toml(document: Mapping[str, Any]) -> str:
-    """Top-level scalars, then one ``[table]`` per mapping and ``[[table]]`` per list of mappings."""
-    lines = [f"{toml_key(k)} = {toml_value(v)}" for k, v in document.items() if not _is_table(v)]
-    for key, value in document.items():
-        if isinstance(value, Mapping):
-            lines += ["", f"[{toml_key(key)}]"] + [f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()]
-        elif _is_table(value):
-            for item in value:
-                lines += ["", f"[[{toml_key(key)}]]"] + [f"{toml_key(k)} = {toml_value(v)}" for k, v in item.items()]
-    return "\n".join(lines) + "\n"
-
-
-def _is_table(value: Any) -> bool:
-    return isinstance(value, Mapping) or (
-        isinstance(value, list) and bool(value) and all(isinstance(item, Mapping) for item in value)
-    )
 
 
 # --- the scene ------------------------------------------------------------------------
