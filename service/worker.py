@@ -14,7 +14,7 @@ import signal
 import threading
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from service import logs
 from service.app import App
@@ -51,6 +51,7 @@ class Worker:
         self._install_signal_handlers()
         self.app.require_schema()
         self.app.vault_session.check()
+        self._maintain_vault()  # exports the token's expiry now, not 5 s later
         self._start_http()
         self._recover()
         self._schedule()
@@ -86,11 +87,17 @@ class Worker:
             )
         if self._http is not None:
             self._http.stop()
-        self.app.close()  # revokes the Vault token, releases the instance lock
-        log.info("worker.stopped", clean=finished)
         if not finished:
-            os._exit(0)  # rotation threads still run; the lease and open intents make this safe
+            self._abandon()
+        self.app.close()  # revokes the Vault token, releases the instance lock
+        log.info("worker.stopped", clean=True)
         return 0
+
+    def _abandon(self) -> NoReturn:
+        """Revoke the Vault token and exit now: ``app.close()`` would wait for the rotation threads."""
+        self.app.vault_session.revoke()
+        log.info("worker.stopped", clean=False)
+        os._exit(0)  # rotation threads still run; the lease and open intents make this safe
 
     # --- jobs -----------------------------------------------------------------------
 
