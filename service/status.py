@@ -51,8 +51,8 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     """A fixed-width table of the main columns."""
     cells = [[str(row.get(col) if row.get(col) is not None else "-") for col in COLUMNS] for row in rows]
     widths = [max(len(col), *(len(line[i]) for line in cells)) for i, col in enumerate(COLUMNS)]
-    lines = ["  ".join(col.upper().ljust(w) for col, w in zip(COLUMNS, widths, strict=True))]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in cells]
+    lines = ["  ".join(col.upper().ljust(w) for col, w in zip(COLUMNS, widths, strict=True)).rstrip()]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in cells]
     return "\n".join(lines)
 
 

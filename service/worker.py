@@ -28,6 +28,7 @@ from service.sweep import SweepReport, SweepRequest
 
 log = logs.get_logger("rotator.worker")
 
+SOON_ENOUGH = timedelta(seconds=5)  # a regular run this close makes an extra one pointless
 VAULT_MAINTENANCE_EVERY = timedelta(seconds=5)  # cheap: maintain() acts only when renewal is due
 
 
@@ -56,6 +57,7 @@ class Worker:
         self._recover()
         self._schedule()
         self.scheduler.start()
+        self._catch_up()  # after start: the regular jobs know their next run times
         self._scheduling.set()
         log.info(
             "worker.started", secrets=len(self._secrets), targets=len(self.settings.targets), instance=self.app.instance
@@ -108,7 +110,6 @@ class Worker:
             if secret.verify.mode == "registry" and secret.verify.recheck_every is not None:
                 self._schedule_recheck(secret)
         self.scheduler.add("vault:maintain", every(VAULT_MAINTENANCE_EVERY), self._maintain_vault)
-        self._catch_up()
 
     def _schedule_recheck(self, secret: SecretConfig) -> None:
         if secret.source.kind == "dynamic":
@@ -129,6 +130,10 @@ class Worker:
                 self.run_soon(name, now, Trigger.STARTUP)
 
     def run_soon(self, name: str, at: datetime, trigger: Trigger = Trigger.SCHEDULE) -> None:
+        """An extra run at ``at``, unless the regular job fires about then anyway."""
+        regular = self.scheduler.next_run_time(f"rotate:{name}")
+        if regular is not None and regular <= at + SOON_ENOUGH:
+            return
         self.scheduler.once(f"rotate-soon:{name}", at, self.tick, name, trigger)
 
     def tick(self, name: str, trigger: Trigger = Trigger.SCHEDULE) -> SweepReport | None:

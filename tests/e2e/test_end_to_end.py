@@ -25,7 +25,8 @@ def test_a_new_token_in_vault_reaches_ai_core_within_one_period_with_a_matching_
 
     worker = scene.start_worker()
     first = worker.wait_for(is_rotation(secret="acme-registry", outcome="applied"), what="the first rotation")
-    assert first["trigger"] == "startup"
+    # Never rotated: the start-up catch-up runs it, unless the regular run is due within seconds anyway.
+    assert first["trigger"] in ("startup", "schedule")
     assert first["source_version"] == 1
 
     mark = worker.mark()
