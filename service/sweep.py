@@ -171,13 +171,16 @@ class Rotator:
         """Run every (target, secret) of the request concurrently and wait for all of them."""
         scope = _Scope(request=request, run_id=new_run_id(), now=self._clock())
         started = self._timer()
-        futures = [
-            self._pool.submit(self._rotate, scope, secret, RotationKey(target, secret.name))
+        work = [
+            (secret, RotationKey(target, secret.name))
             for secret in request.secrets
             for target in secret.targets
             if request.targets is None or target in request.targets
         ]
-        results = [future.result() for future in futures]
+        futures: dict[int, Future[RotationResult]] = {}
+        for index in interleave_by_target([key for _, key in work]):  # submitted in turn by target
+            futures[index] = self._pool.submit(self._rotate, scope, *work[index])
+        results = [futures[index].result() for index in range(len(work))]  # reported in configuration order
         return self._report(scope, results, started)
 
     def recover(self, secrets: Mapping[str, SecretConfig]) -> SweepReport:
@@ -523,6 +526,20 @@ class Rotator:
         states = [state for state, _ in items]
         unwritten = set(self._state.save(states, release=[grant for _, grant in items]))
         return [grant.key not in unwritten for _, grant in items]
+
+
+def interleave_by_target(keys: Sequence[RotationKey]) -> list[int]:
+    """Positions of ``keys`` taken one target at a time, largest target first.
+
+    The pool's threads then spread over every target instead of queueing on the
+    per-target slots of whichever target the configuration lists first.
+    """
+    by_target: dict[str, list[int]] = {}
+    for index, key in enumerate(keys):
+        by_target.setdefault(key.target, []).append(index)
+    queues = sorted(by_target.values(), key=len, reverse=True)
+    rounds = len(queues[0]) if queues else 0
+    return [queue[turn] for turn in range(rounds) for queue in queues if turn < len(queue)]
 
 
 def new_run_id() -> str:
