@@ -30,14 +30,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import io
 import json
 import os
 import platform
+import resource
 import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -258,20 +261,64 @@ def timed_sweep(app: Any, emulator: EmulatorProcess, *, force: bool, label: str)
     from service.sweep import SweepRequest
 
     request = SweepRequest(secrets=app.settings.secrets, trigger=Trigger.MANUAL, force=force)
-    before = emulator.stats()
+    before, usage = emulator.stats(), resource.getrusage(resource.RUSAGE_SELF)
     cpu, wall = time.process_time(), time.perf_counter()
     report = app.rotator.sweep(request)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    after_usage = resource.getrusage(resource.RUSAGE_SELF)
     after = emulator.stats()
     delta = {key: after[key] - before[key] for key in ("patch", "post", "token", "requests", "cpu_s")}
     return {
         "label": label,
         "wall_s": wall,
         "cpu_s": cpu,
+        "user_s": after_usage.ru_utime - usage.ru_utime,
+        "system_s": after_usage.ru_stime - usage.ru_stime,
+        "context_switches": (after_usage.ru_nvcsw + after_usage.ru_nivcsw) - (usage.ru_nvcsw + usage.ru_nivcsw),
         "rotations": len(report.results),
         "outcomes": report.counts(),
         "emulator": delta | {"peak_in_flight_so_far": after["peak_in_flight"], "connections": after["connections"]},
     }
+
+
+class ThreadProfiles:
+    """cProfile on CPU time (``time.thread_time``) in this thread and every thread started from now on."""
+
+    def __init__(self) -> None:
+        self._profiles: list[cProfile.Profile] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        threading.setprofile(self._begin)
+        self._begin()
+
+    def _begin(self, *_: Any) -> None:
+        profile = cProfile.Profile(time.thread_time)
+        with self._lock:
+            self._profiles.append(profile)
+        profile.enable()  # replaces this hook in the calling thread
+
+    def stop(self) -> None:
+        threading.setprofile(None)  # type: ignore[arg-type]  # None removes the hook
+        with self._lock:
+            profiles, self._profiles = self._profiles, []
+        for profile in profiles:
+            profile.disable()  # only this thread's is active; the others hold their data
+        self.profiles = profiles
+
+
+@contextlib.contextmanager
+def thread_profiles(path: Path) -> Iterator[ThreadProfiles]:
+    """Profile the sweeps; print the top functions by own and by cumulative CPU time."""
+    import pstats
+
+    profiles = ThreadProfiles()
+    profiles.start()
+    yield profiles
+    stats = pstats.Stats(*profiles.profiles, stream=sys.stdout)
+    stats.dump_stats(RESULTS / "sweep-profile.pstats") if RESULTS.exists() else None
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats("service/", 40)
 
 
 def check_chain(app: Any) -> bool:
@@ -306,10 +353,13 @@ def measure(args: argparse.Namespace, layout: Layout, log_stream: IO[str]) -> di
         app = stack.enter_context(App(load_settings(config)))
         migrate.upgrade(app.engine)
         app.rotator.recover({secret.name: secret for secret in app.settings.secrets})  # as `rotator once` does
+        profiler = stack.enter_context(thread_profiles(work / "sweeps.pstats")) if args.profile else None
         sweeps = [timed_sweep(app, emulator, force=False, label="(a) first: every credential new")]
         sweeps.append(timed_sweep(app, emulator, force=False, label="(b) second: nothing changed"))
         if args.force:
             sweeps.append(timed_sweep(app, emulator, force=True, label="(c) forced: --force"))
+        if profiler is not None:
+            profiler.stop()
         rotation = app.settings.rotation
         return {
             "layout": {"tenants": layout.tenants, "secrets_per_tenant": layout.per_tenant, "sources": layout.sources},
@@ -371,6 +421,7 @@ def main() -> None:
     parser.add_argument("--max-concurrency", type=int, help="default: the service's default")
     parser.add_argument("--force", action="store_true", help="also run a forced sweep")
     parser.add_argument("--quick", action="store_true", help="a small run: 4 tenants x 10 secrets")
+    parser.add_argument("--profile", action="store_true", help="profile CPU per function in every thread (slower)")
     parser.add_argument("--log", type=Path, help="keep the rotator's JSON log lines here (default: discarded)")
     parser.add_argument("--emulator-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tenants-file", help=argparse.SUPPRESS)
