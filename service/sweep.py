@@ -130,6 +130,24 @@ class _Scope:
     now: datetime
     sources: _Once[Hashable, RegistryCredential] = field(default_factory=_Once)
     verifications: _Once[Hashable, VerificationResult] = field(default_factory=_Once)
+    # A rotation's outcome event waits here to be appended in the batch that saves its state.
+    outcomes: dict[RotationKey, AuditEvent] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Closing:
+    """The end of one rotation: its outcome event (if it wrote), its new state, its lease."""
+
+    outcome: AuditEvent | None
+    state: RotationState
+    grant: LeaseGrant
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Closed:
+    outcome_error: AuditError | None
+    save_error: RotatorError | None
+    kept: bool  # the lease was still ours: the state was saved
 
 
 class Rotator:
@@ -163,7 +181,7 @@ class Rotator:
         self._append = Batcher(self._flush_appends)
         self._claim = Batcher(self._flush_claims)
         self._load = Batcher(self._flush_loads)
-        self._save = Batcher(self._flush_saves)
+        self._close = Batcher(self._flush_closes)
 
     # --- sweeps -----------------------------------------------------------------
 
@@ -267,11 +285,14 @@ class Rotator:
         except Exception as e:  # a bug must not leave the lease held or stop the sweep
             log.exception("rotation.internal_error", error=type(e).__name__)
             result = self._failure(scope, key, RotatorError(f"internal error: {type(e).__name__}"))
-        try:
-            if not self._save((state_after(state, result, now=self._clock()), grant)):
-                log.warning("rotation.lease_lost", token=grant.token)
-        except RotatorError as e:
-            log.error("rotation.state_not_saved", error=e.code, message=str(e))
+        outcome = scope.outcomes.pop(key, None)
+        closed = self._close(_Closing(outcome, state_after(state, result, now=self._clock()), grant))
+        if closed.outcome_error is not None:
+            self._outcome_not_written(outcome, closed.outcome_error)
+        if closed.save_error is not None:
+            log.error("rotation.state_not_saved", error=closed.save_error.code, message=str(closed.save_error))
+        elif not closed.kept:
+            log.warning("rotation.lease_lost", token=grant.token)
         return result
 
     def _attempt(
@@ -312,7 +333,7 @@ class Rotator:
         if scope.request.dry_run:
             return done(Outcome.DRY_RUN, would_write=True)
         forced = action is Action.FORCE and scope.request.trigger is Trigger.MANUAL
-        return self._apply(ctx, store, secret, config, forced=forced, done=done)
+        return self._apply(scope, ctx, store, secret, config, forced=forced, done=done)
 
     def _recheck(
         self,
@@ -337,6 +358,7 @@ class Rotator:
 
     def _apply(
         self,
+        scope: _Scope,
         ctx: EventContext,
         store: SecretStore,
         secret: SecretConfig,
@@ -355,28 +377,24 @@ class Rotator:
         try:
             receipt = self._write(store, secret, config)
         except AICoreError as e:
-            self._outcome(
-                ctx.event(
-                    EventType.FAILED,
-                    intent_seq=intent.seq,
-                    http_status=e.status,
-                    aicore_request_id=e.request_id,
-                    error_code=e.code,
-                    message=str(e),
-                    duration_ms=self._elapsed(started),
-                )
+            scope.outcomes[ctx.key] = ctx.event(
+                EventType.FAILED,
+                intent_seq=intent.seq,
+                http_status=e.status,
+                aicore_request_id=e.request_id,
+                error_code=e.code,
+                message=str(e),
+                duration_ms=self._elapsed(started),
             )
             return done(
                 Outcome.FAILED, http_status=e.status, request_id=e.request_id, error_code=e.code, message=str(e)
             )
-        self._outcome(
-            ctx.event(
-                EventType.APPLIED,
-                intent_seq=intent.seq,
-                http_status=receipt.status,
-                aicore_request_id=receipt.request_id,
-                duration_ms=self._elapsed(started),
-            )
+        scope.outcomes[ctx.key] = ctx.event(
+            EventType.APPLIED,
+            intent_seq=intent.seq,
+            http_status=receipt.status,
+            aicore_request_id=receipt.request_id,
+            duration_ms=self._elapsed(started),
         )
         return done(Outcome.APPLIED, http_status=receipt.status, request_id=receipt.request_id)
 
@@ -398,13 +416,15 @@ class Rotator:
                 log.info("rotation.creating", reason="not found and create_missing is set")
                 return store.create(secret.name, config)
 
-    def _outcome(self, event: AuditEvent) -> None:
-        """Append an outcome; if the trail is down the intent stays open and start-up recovery closes it."""
-        try:
-            self._append([event])
-        except AuditError as e:
-            self._listener.audit_write_failed(e)
-            log.error("audit.outcome_not_written", error=e.code, intent_seq=event.intent_seq, event_type=event.event)
+    def _outcome_not_written(self, event: AuditEvent | None, error: AuditError) -> None:
+        """The trail was down: the intent stays open and start-up recovery closes it."""
+        self._listener.audit_write_failed(error)
+        log.error(
+            "audit.outcome_not_written",
+            error=error.code,
+            intent_seq=event.intent_seq if event else None,
+            event_type=event.event if event else None,
+        )
 
     def _verify(self, secret: SecretConfig, credential: RegistryCredential, hosts: list[str]) -> VerificationResult:
         results = [self._verifier.verify(credential, registry=host, policy=secret.verify) for host in hosts]
@@ -522,10 +542,27 @@ class Rotator:
         states = self._state.load(keys)
         return [states.get(key) for key in keys]
 
-    def _flush_saves(self, items: list[tuple[RotationState, LeaseGrant]]) -> list[bool]:
-        states = [state for state, _ in items]
-        unwritten = set(self._state.save(states, release=[grant for _, grant in items]))
-        return [grant.key not in unwritten for _, grant in items]
+    def _flush_closes(self, items: list[_Closing]) -> list[_Closed]:
+        """Append the outcomes, then save the states and release the leases: each step fails on its own."""
+        events = [item.outcome for item in items if item.outcome is not None]
+        outcome_error = save_error = None
+        try:
+            if events:
+                self._audit.append(events)
+        except AuditError as e:
+            outcome_error = e
+        try:
+            unwritten = set(self._state.save([item.state for item in items], release=[i.grant for i in items]))
+        except RotatorError as e:
+            save_error, unwritten = e, set()
+        return [
+            _Closed(
+                outcome_error=outcome_error if item.outcome is not None else None,
+                save_error=save_error,
+                kept=item.grant.key not in unwritten,
+            )
+            for item in items
+        ]
 
 
 def interleave_by_target(keys: Sequence[RotationKey]) -> list[int]:
