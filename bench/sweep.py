@@ -11,7 +11,11 @@ sources in Vault, migrates a fresh database, writes a configuration and builds t
 logging (JSON lines, to a file) included. Then it runs
 - (a) a first sweep: every credential is new, one PATCH per (target, secret);
 - (b) a second sweep: nothing changed, no PATCH;
-- (c) with --force, a forced sweep (`rotator once --force`): one PATCH each again.
+- (c) with --force, a forced sweep (`rotator once --force`): one PATCH each again;
+- with --jobs, the way `rotator run` runs them, a day later (an injected clock) with every source
+  changed in Vault: (d) its start-up catch-up (``Worker.catch_up_request``), and (e), a day later
+  again, one sweep per secret, each a scheduler job, on the scheduler's JOB_WORKERS threads (how
+  scheduled ticks run; they are spread out by their phases, so this is the worst case).
 
 Secrets are distinct per tenant (`reg-t03-s017` on tenant-03 only), listed tenant by tenant as
 a configuration grouped by tenant would list them. By default they share --secrets-per-tenant
@@ -46,7 +50,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,6 +58,9 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 PLACEHOLDER = json.dumps({"auths": {"registry.bench.example": {"auth": "cGxhY2Vob2xkZXI6eA=="}}})
 REGISTRY = "registry.bench.example"
+JOB_WORKERS = 8  # service/scheduler.py: APScheduler's ThreadPoolExecutor(max_workers=8)
+JOBS_D = "(d) run: start-up catch-up"
+JOBS_E = f"(e) run: 1 sweep/secret, {JOB_WORKERS} jobs"
 
 
 @dataclass(frozen=True)
@@ -171,7 +178,7 @@ def write_tenants(path: Path, layout: Layout) -> None:
     path.write_text(json.dumps({"tenants": tenants}))
 
 
-def seed_vault(address: str, token: str, layout: Layout) -> None:
+def seed_vault(address: str, token: str, layout: Layout) -> None:  # again: a new KV version of every source
     """One KV v2 secret per source, each with its own username and token."""
     import hvac
 
@@ -321,6 +328,57 @@ def thread_profiles(path: Path) -> Iterator[ThreadProfiles]:
     stats.sort_stats("cumulative").print_stats("service/", 40)
 
 
+class ShiftedClock:
+    """The app's clock: now, moved forward on demand (so schedules fall due without waiting)."""
+
+    def __init__(self) -> None:
+        self.shift = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.shift
+
+
+def catch_up_requests(app: Any) -> list[Any]:
+    """What `rotator run` sweeps at start-up."""
+    from service.worker import Worker
+
+    request = Worker(app).catch_up_request()
+    return [request] if request is not None else []
+
+
+def tick_requests(app: Any) -> list[Any]:
+    """What `rotator run`'s scheduled ticks sweep: one secret each, due now."""
+    from service.model import Trigger
+    from service.sweep import SweepRequest
+
+    due = app.clock()
+    return [SweepRequest(secrets=[secret], trigger=Trigger.SCHEDULE, due_by=due) for secret in app.settings.secrets]
+
+
+def timed_jobs(app: Any, emulator: EmulatorProcess, requests: list[Any], *, label: str) -> dict[str, Any]:
+    """Run sweep requests as scheduler jobs: JOB_WORKERS at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = emulator.stats()
+    cpu, wall = time.process_time(), time.perf_counter()
+    with ThreadPoolExecutor(max_workers=JOB_WORKERS, thread_name_prefix="job") as jobs:
+        reports = list(jobs.map(app.rotator.sweep, requests))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    after = emulator.stats()
+    outcomes: Counter[str] = Counter()
+    for report in reports:
+        outcomes.update(report.counts())
+    delta = {key: after[key] - before[key] for key in ("patch", "post", "token", "requests", "cpu_s")}
+    return {
+        "label": label,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "rotations": sum(len(report.results) for report in reports),
+        "outcomes": dict(outcomes),
+        "emulator": delta | {"peak_in_flight_so_far": after["peak_in_flight"], "connections": after["connections"]},
+    }
+
+
 def check_chain(app: Any) -> bool:
     """`rotator audit verify` over the whole trail: the batching kept one unbroken chain."""
     from service.audit import commands
@@ -350,7 +408,8 @@ def measure(args: argparse.Namespace, layout: Layout, log_stream: IO[str]) -> di
         os.environ |= {"BENCH_VAULT_TOKEN": bao.root_token, "BENCH_AUDIT_KEY": secrets.token_hex(32)}
         config = work / "rotator.toml"
         write_config(config, layout=layout, vault=bao.address, database=url, key_dir=work / "keys", args=args)
-        app = stack.enter_context(App(load_settings(config)))
+        clock = ShiftedClock()
+        app = stack.enter_context(App(load_settings(config), clock=clock))
         migrate.upgrade(app.engine)
         app.rotator.recover({secret.name: secret for secret in app.settings.secrets})  # as `rotator once` does
         profiler = stack.enter_context(thread_profiles(work / "sweeps.pstats")) if args.profile else None
@@ -358,6 +417,10 @@ def measure(args: argparse.Namespace, layout: Layout, log_stream: IO[str]) -> di
         sweeps.append(timed_sweep(app, emulator, force=False, label="(b) second: nothing changed"))
         if args.force:
             sweeps.append(timed_sweep(app, emulator, force=True, label="(c) forced: --force"))
+        for label, plan in ((JOBS_D, catch_up_requests), (JOBS_E, tick_requests)) if args.jobs else ():
+            clock.shift += timedelta(days=1)
+            seed_vault(bao.address, bao.root_token, layout)
+            sweeps.append(timed_jobs(app, emulator, plan(app), label=label))
         if profiler is not None:
             profiler.stop()
         rotation = app.settings.rotation
@@ -405,7 +468,7 @@ def healthy(results: dict[str, Any]) -> bool:
     expected = {"applied": results["layout"]["tenants"] * results["layout"]["secrets_per_tenant"]}
     ok = results["chain_verified"]
     for sweep in results["sweeps"]:
-        writes = sweep["label"].startswith(("(a)", "(c)"))
+        writes = sweep["label"].startswith(("(a)", "(c)", "(d)", "(e)"))
         want = expected if writes else {"unchanged": expected["applied"]}
         ok &= sweep["outcomes"] == want and sweep["emulator"]["patch"] == (expected["applied"] if writes else 0)
     return bool(ok)
@@ -420,6 +483,7 @@ def main() -> None:
     parser.add_argument("--per-target-concurrency", type=int, help="default: the service's default")
     parser.add_argument("--max-concurrency", type=int, help="default: the service's default")
     parser.add_argument("--force", action="store_true", help="also run a forced sweep")
+    parser.add_argument("--jobs", action="store_true", help="also run the secrets as `rotator run`'s jobs would")
     parser.add_argument("--quick", action="store_true", help="a small run: 4 tenants x 10 secrets")
     parser.add_argument("--profile", action="store_true", help="profile CPU per function in every thread (slower)")
     parser.add_argument("--log", type=Path, help="keep the rotator's JSON log lines here (default: discarded)")
