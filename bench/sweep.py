@@ -1,7 +1,8 @@
 """One sweep at scale (issue 6): wall time against the bound it can't beat, and CPU per rotation.
 
 Run from the repo root:  python -m bench.sweep [--tenants 20] [--secrets-per-tenant 50] [--latency-ms 20]
-                         [--sources 50] [--per-target-concurrency N] [--max-concurrency N] [--force] [--quick]
+                         [--sources 50] [--per-target-concurrency N] [--max-concurrency N] [--force] [--jobs]
+                         [--quick] [--out DIR] [--log FILE]
 
 It starts its own embedded PostgreSQL, an OpenBao dev server and the AI Core emulator as a
 separate process (its CPU is not ours; every request waits --latency-ms), pre-creates
@@ -27,14 +28,15 @@ Vault reads cost.
 The bound of a sweep that writes: the slowest tenant's secrets x latency / its concurrency,
 plus one token fetch (one latency). The total cap (max_concurrency) gives a second bound:
 all writes x latency / max_concurrency. CPU is this process's (all threads), from
-``time.process_time()``. Prints a table and writes JSON to bench/results/.
+``time.process_time()``. Prints a table and writes JSON to bench/results/ (or --out).
+To see where the time goes: ``py-spy record --gil -r 250 -- python -m bench.sweep`` (py-spy is
+on PyPI; --gil samples only the thread holding the GIL, i.e. where the CPU goes).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import cProfile
 import io
 import json
 import os
@@ -44,7 +46,6 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -288,46 +289,6 @@ def timed_sweep(app: Any, emulator: EmulatorProcess, *, force: bool, label: str)
     }
 
 
-class ThreadProfiles:
-    """cProfile on CPU time (``time.thread_time``) in this thread and every thread started from now on."""
-
-    def __init__(self) -> None:
-        self._profiles: list[cProfile.Profile] = []
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        threading.setprofile(self._begin)
-        self._begin()
-
-    def _begin(self, *_: Any) -> None:
-        profile = cProfile.Profile(time.thread_time)
-        with self._lock:
-            self._profiles.append(profile)
-        profile.enable()  # replaces this hook in the calling thread
-
-    def stop(self) -> None:
-        threading.setprofile(None)  # type: ignore[arg-type]  # None removes the hook
-        with self._lock:
-            profiles, self._profiles = self._profiles, []
-        for profile in profiles:
-            profile.disable()  # only this thread's is active; the others hold their data
-        self.profiles = profiles
-
-
-@contextlib.contextmanager
-def thread_profiles(path: Path) -> Iterator[ThreadProfiles]:
-    """Profile the sweeps; print the top functions by own and by cumulative CPU time."""
-    import pstats
-
-    profiles = ThreadProfiles()
-    profiles.start()
-    yield profiles
-    stats = pstats.Stats(*profiles.profiles, stream=sys.stdout)
-    stats.dump_stats(RESULTS / "sweep-profile.pstats") if RESULTS.exists() else None
-    stats.sort_stats("tottime").print_stats(25)
-    stats.sort_stats("cumulative").print_stats("service/", 40)
-
-
 class ShiftedClock:
     """The app's clock: now, moved forward on demand (so schedules fall due without waiting)."""
 
@@ -412,7 +373,6 @@ def measure(args: argparse.Namespace, layout: Layout, log_stream: IO[str]) -> di
         app = stack.enter_context(App(load_settings(config), clock=clock))
         migrate.upgrade(app.engine)
         app.rotator.recover({secret.name: secret for secret in app.settings.secrets})  # as `rotator once` does
-        profiler = stack.enter_context(thread_profiles(work / "sweeps.pstats")) if args.profile else None
         sweeps = [timed_sweep(app, emulator, force=False, label="(a) first: every credential new")]
         sweeps.append(timed_sweep(app, emulator, force=False, label="(b) second: nothing changed"))
         if args.force:
@@ -421,8 +381,6 @@ def measure(args: argparse.Namespace, layout: Layout, log_stream: IO[str]) -> di
             clock.shift += timedelta(days=1)
             seed_vault(bao.address, bao.root_token, layout)
             sweeps.append(timed_jobs(app, emulator, plan(app), label=label))
-        if profiler is not None:
-            profiler.stop()
         rotation = app.settings.rotation
         return {
             "layout": {"tenants": layout.tenants, "secrets_per_tenant": layout.per_tenant, "sources": layout.sources},
@@ -452,12 +410,12 @@ def print_table(results: dict[str, Any]) -> None:
     print(header + f" {'emu CPU s':>9}  outcomes")
     for sweep in results["sweeps"]:
         patches = sweep["emulator"]["patch"]
-        bound = results["bound_s"] if patches else 0.0
-        ratio = f"{sweep['wall_s'] / bound:6.1f}" if bound else f"{'-':>6}"
+        bound = f"{results['bound_s']:>8.3f}" if patches else f"{'-':>8}"
+        ratio = f"{sweep['wall_s'] / results['bound_s']:6.1f}" if patches else f"{'-':>6}"
         per_rotation = 1000 * sweep["cpu_s"] / max(sweep["rotations"], 1)
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(sweep["outcomes"].items()))
         print(
-            f"{sweep['label']:<34} {patches:>6} {sweep['wall_s']:>7.3f} {bound or float('nan'):>8.3f} {ratio}"
+            f"{sweep['label']:<34} {patches:>6} {sweep['wall_s']:>7.3f} {bound} {ratio}"
             f" {sweep['cpu_s']:>6.2f} {per_rotation:>10.2f} {sweep['emulator']['cpu_s']:>9.2f}  {outcomes}"
         )
     print(f"\naudit chain verified after the sweeps: {results['chain_verified']}")
@@ -485,7 +443,7 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="also run a forced sweep")
     parser.add_argument("--jobs", action="store_true", help="also run the secrets as `rotator run`'s jobs would")
     parser.add_argument("--quick", action="store_true", help="a small run: 4 tenants x 10 secrets")
-    parser.add_argument("--profile", action="store_true", help="profile CPU per function in every thread (slower)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes (default: bench/results)")
     parser.add_argument("--log", type=Path, help="keep the rotator's JSON log lines here (default: discarded)")
     parser.add_argument("--emulator-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tenants-file", help=argparse.SUPPRESS)
@@ -506,10 +464,10 @@ def main() -> None:
         "CPU seconds of this process per rotation; PATCHes counted by the emulator"
     )
     print_table(results)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"sweep-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:4]}.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"sweep-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:4]}.json"
     path.write_text(json.dumps(results, indent=2, default=str))
-    print(f"wrote {path.relative_to(REPO)}")
+    print(f"wrote {path}")
     if not healthy(results):
         raise SystemExit("some rotation did not come out as expected (see the outcomes above)")
 
