@@ -98,7 +98,9 @@ class App:
     def vault_session(self) -> VaultSession:
         from service.vault import connect
 
-        session = connect(self.settings.vault, read_local=read_local)
+        session = connect(
+            self.settings.vault, read_local=read_local, max_connections=self.settings.rotation.max_concurrency
+        )
         self._closers.append(("vault", session.close))  # revokes our token, closes the pool
         return session
 

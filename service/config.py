@@ -332,7 +332,9 @@ class RetryConfig(_Model):
 
 
 class RotationConfig(_Model):
-    max_concurrency: int = Field(default=32, ge=1, le=512)
+    # Rotations in flight at once. 64 keeps one core busy at 100 ms per AI Core request
+    # (bench/sweep.py): a rotation costs a few ms of CPU and waits on AI Core the rest.
+    max_concurrency: int = Field(default=64, ge=1, le=512)
     per_target_concurrency: int = Field(default=4, ge=1, le=64)
     lease_ttl: Duration = timedelta(minutes=5)
     shutdown_grace: Duration = timedelta(seconds=30)

@@ -134,6 +134,24 @@ class _Scope:
     now: datetime
     sources: _Once[Hashable, RegistryCredential] = field(default_factory=_Once)
     verifications: _Once[Hashable, VerificationResult] = field(default_factory=_Once)
+    # A rotation's outcome event waits here to be appended in the batch that saves its state.
+    outcomes: dict[RotationKey, AuditEvent] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Closing:
+    """The end of one rotation: its outcome event (if it wrote), its new state, its lease."""
+
+    outcome: AuditEvent | None
+    state: RotationState
+    grant: LeaseGrant
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Closed:
+    outcome_error: AuditError | None
+    save_error: RotatorError | None
+    kept: bool  # the lease was still ours: the state was saved
 
 
 class Rotator:
@@ -169,7 +187,7 @@ class Rotator:
         self._append = Batcher(self._flush_appends)
         self._claim = Batcher(self._flush_claims)
         self._load = Batcher(self._flush_loads)
-        self._save = Batcher(self._flush_saves)
+        self._close = Batcher(self._flush_closes)
 
     # --- sweeps -----------------------------------------------------------------
 
@@ -177,13 +195,16 @@ class Rotator:
         """Run every (target, secret) of the request concurrently and wait for all of them."""
         scope = _Scope(request=request, run_id=new_run_id(), now=self._clock())
         started = self._timer()
-        futures = [
-            self._pool.submit(self._rotate, scope, secret, RotationKey(target, secret.name))
+        work = [
+            (secret, RotationKey(target, secret.name))
             for secret in request.secrets
             for target in secret.targets
             if request.targets is None or target in request.targets
         ]
-        results = [future.result() for future in futures]
+        futures: dict[int, Future[RotationResult]] = {}
+        for index in interleave_by_target([key for _, key in work]):  # submitted in turn by target
+            futures[index] = self._pool.submit(self._rotate, scope, *work[index])
+        results = [futures[index].result() for index in range(len(work))]  # reported in configuration order
         return self._report(scope, results, started)
 
     def recover(self, secrets: Mapping[str, SecretConfig]) -> SweepReport:
@@ -272,11 +293,14 @@ class Rotator:
             result = self._failure(scope, key, RotatorError(f"internal error: {type(e).__name__}"))
         if result.outcome is Outcome.FAILED:
             result = replace(result, next_run_at=self._retry_at(result.next_run_at, state, scope.now))
-        try:
-            if not self._save((state_after(state, result, now=self._clock()), grant)):
-                log.warning("rotation.lease_lost", token=grant.token)
-        except RotatorError as e:
-            log.error("rotation.state_not_saved", error=e.code, message=str(e))
+        outcome = scope.outcomes.pop(key, None)
+        closed = self._close(_Closing(outcome, state_after(state, result, now=self._clock()), grant))
+        if closed.outcome_error is not None:
+            self._outcome_not_written(outcome, closed.outcome_error)
+        if closed.save_error is not None:
+            log.error("rotation.state_not_saved", error=closed.save_error.code, message=str(closed.save_error))
+        elif not closed.kept:
+            log.warning("rotation.lease_lost", token=grant.token)
         return result
 
     def _attempt(
@@ -317,7 +341,7 @@ class Rotator:
         if scope.request.dry_run:
             return done(Outcome.DRY_RUN, would_write=True)
         forced = action is Action.FORCE and scope.request.trigger is Trigger.MANUAL
-        return self._apply(ctx, store, secret, config, forced=forced, done=done)
+        return self._apply(scope, ctx, store, secret, config, forced=forced, done=done)
 
     def _recheck(
         self,
@@ -342,6 +366,7 @@ class Rotator:
 
     def _apply(
         self,
+        scope: _Scope,
         ctx: EventContext,
         store: SecretStore,
         secret: SecretConfig,
@@ -360,28 +385,24 @@ class Rotator:
         try:
             receipt = self._write(store, secret, config)
         except AICoreError as e:
-            self._outcome(
-                ctx.event(
-                    EventType.FAILED,
-                    intent_seq=intent.seq,
-                    http_status=e.status,
-                    aicore_request_id=e.request_id,
-                    error_code=e.code,
-                    message=str(e),
-                    duration_ms=self._elapsed(started),
-                )
+            scope.outcomes[ctx.key] = ctx.event(
+                EventType.FAILED,
+                intent_seq=intent.seq,
+                http_status=e.status,
+                aicore_request_id=e.request_id,
+                error_code=e.code,
+                message=str(e),
+                duration_ms=self._elapsed(started),
             )
             return done(
                 Outcome.FAILED, http_status=e.status, request_id=e.request_id, error_code=e.code, message=str(e)
             )
-        self._outcome(
-            ctx.event(
-                EventType.APPLIED,
-                intent_seq=intent.seq,
-                http_status=receipt.status,
-                aicore_request_id=receipt.request_id,
-                duration_ms=self._elapsed(started),
-            )
+        scope.outcomes[ctx.key] = ctx.event(
+            EventType.APPLIED,
+            intent_seq=intent.seq,
+            http_status=receipt.status,
+            aicore_request_id=receipt.request_id,
+            duration_ms=self._elapsed(started),
         )
         return done(Outcome.APPLIED, http_status=receipt.status, request_id=receipt.request_id)
 
@@ -403,13 +424,15 @@ class Rotator:
                 log.info("rotation.creating", reason="not found and create_missing is set")
                 return store.create(secret.name, config)
 
-    def _outcome(self, event: AuditEvent) -> None:
-        """Append an outcome; if the trail is down the intent stays open and start-up recovery closes it."""
-        try:
-            self._append([event])
-        except AuditError as e:
-            self._listener.audit_write_failed(e)
-            log.error("audit.outcome_not_written", error=e.code, intent_seq=event.intent_seq, event_type=event.event)
+    def _outcome_not_written(self, event: AuditEvent | None, error: AuditError) -> None:
+        """The trail was down: the intent stays open and start-up recovery closes it."""
+        self._listener.audit_write_failed(error)
+        log.error(
+            "audit.outcome_not_written",
+            error=error.code,
+            intent_seq=event.intent_seq if event else None,
+            event_type=event.event if event else None,
+        )
 
     def _verify(self, secret: SecretConfig, credential: RegistryCredential, hosts: list[str]) -> VerificationResult:
         results = [self._verifier.verify(credential, registry=host, policy=secret.verify) for host in hosts]
@@ -538,10 +561,41 @@ class Rotator:
         states = self._state.load(keys)
         return [states.get(key) for key in keys]
 
-    def _flush_saves(self, items: list[tuple[RotationState, LeaseGrant]]) -> list[bool]:
-        states = [state for state, _ in items]
-        unwritten = set(self._state.save(states, release=[grant for _, grant in items]))
-        return [grant.key not in unwritten for _, grant in items]
+    def _flush_closes(self, items: list[_Closing]) -> list[_Closed]:
+        """Append the outcomes, then save the states and release the leases: each step fails on its own."""
+        events = [item.outcome for item in items if item.outcome is not None]
+        outcome_error = save_error = None
+        try:
+            if events:
+                self._audit.append(events)
+        except AuditError as e:
+            outcome_error = e
+        try:
+            unwritten = set(self._state.save([item.state for item in items], release=[i.grant for i in items]))
+        except RotatorError as e:
+            save_error, unwritten = e, set()
+        return [
+            _Closed(
+                outcome_error=outcome_error if item.outcome is not None else None,
+                save_error=save_error,
+                kept=item.grant.key not in unwritten,
+            )
+            for item in items
+        ]
+
+
+def interleave_by_target(keys: Sequence[RotationKey]) -> list[int]:
+    """Positions of ``keys`` taken one target at a time, largest target first.
+
+    The pool's threads then spread over every target instead of queueing on the
+    per-target slots of whichever target the configuration lists first.
+    """
+    by_target: dict[str, list[int]] = {}
+    for index, key in enumerate(keys):
+        by_target.setdefault(key.target, []).append(index)
+    queues = sorted(by_target.values(), key=len, reverse=True)
+    rounds = len(queues[0]) if queues else 0
+    return [queue[turn] for turn in range(rounds) for queue in queues if turn < len(queue)]
 
 
 def new_run_id() -> str:

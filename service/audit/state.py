@@ -148,7 +148,7 @@ class PostgresStateStore:
             lost = {grant.key for grant in release} - current
             latest = {state.key: state for state in states if state.key not in lost}
             if latest:
-                conn.execute(_upsert([latest[key] for key in sorted(latest)]))
+                conn.execute(_UPSERT, [_state_row(latest[key]) for key in sorted(latest)])
             conn.execute(_RELEASE, _grant_params([grant for grant in release if grant.key in current]))
         refused = [state.key for state in states if state.key in lost]
         if refused:
@@ -161,7 +161,11 @@ class PostgresStateStore:
             conn.execute(_RELEASE, _grant_params(grants))
 
 
-def _upsert(states: Sequence[RotationState]) -> sa.Executable:
-    insert = pg_insert(rotation_state).values([_state_row(state) for state in states])
+def _upsert_statement() -> sa.Executable:
+    """One cached upsert, executed with a list of rows (a multi-row VALUES is compiled anew per batch size)."""
+    insert = pg_insert(rotation_state)
     changes = {name: insert.excluded[name] for name in _STATE_FIELDS} | {"updated_at": sa.func.clock_timestamp()}
     return insert.on_conflict_do_update(index_elements=["target", "secret"], set_=changes)
+
+
+_UPSERT = _upsert_statement()

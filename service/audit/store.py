@@ -23,6 +23,7 @@ from service.model import AuditEvent, AuditRecord, ChainHead, EventType
 
 MESSAGE_MAX = 1000  # characters of a sanitised message kept in the trail
 log = get_logger(__name__)
+_INSERT = sa.insert(audit_events)
 
 
 def sanitise(event: AuditEvent) -> AuditEvent:
@@ -52,7 +53,8 @@ class AuditStore:
         locked = conn.execute(sa.select(audit_chain_head.c.seq, audit_chain_head.c.row_hash).with_for_update()).one()
         now = conn.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
         records = chain(events, head=ChainHead(locked.seq, locked.row_hash), recorded_at=now)
-        conn.execute(sa.insert(audit_events).values([record_row(record) for record in records]))
+        # executemany of one cached statement: a multi-row VALUES would be compiled anew for every batch size
+        conn.execute(_INSERT, [record_row(record) for record in records])
         conn.execute(
             sa.update(audit_chain_head).values(seq=records[-1].seq, row_hash=records[-1].row_hash, updated_at=now)
         )

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import hvac
 import hvac.exceptions
+import requests
+import requests.adapters
 
 from service.config import VaultAuthConfig, VaultConfig
 from service.errors import ConfigError, ConfigIssue, SourceError
@@ -31,6 +33,7 @@ log = get_logger("rotator.vault")
 
 _LOOKUP_SELF = Location(kind="token", mount="auth/token", path="lookup-self")
 _RENEW_SELF = Location(kind="token", mount="auth/token", path="renew-self")
+DEFAULT_MAX_CONNECTIONS = 10  # requests' own default
 _RENEW_REFUSED = (hvac.exceptions.Forbidden, hvac.exceptions.InvalidRequest)
 
 
@@ -203,14 +206,18 @@ class VaultSession:
         raise failure  # outside the except block: the library exception is not even its __context__
 
 
-def connect(config: VaultConfig, *, read_local: ReadLocal) -> VaultSession:
-    """Build the hvac client (address, namespace, CA bundle, timeout) and log in."""
+def connect(
+    config: VaultConfig, *, read_local: ReadLocal, max_connections: int = DEFAULT_MAX_CONNECTIONS
+) -> VaultSession:
+    """Build the hvac client (address, namespace, CA bundle, timeout, pool size) and log in."""
+    verify = _verify(config.ca_cert)
     session = VaultSession(
         client=hvac.Client(
             url=config.address,
             namespace=config.namespace,
-            verify=_verify(config.ca_cert),
+            verify=verify,
             timeout=config.timeout.total_seconds(),  # type: ignore[arg-type]  # the stub says int; requests takes float
+            session=_pooled(max_connections, verify=verify),
         ),
         auth=config.auth,
         read_local=read_local,
@@ -221,6 +228,20 @@ def connect(config: VaultConfig, *, read_local: ReadLocal) -> VaultSession:
     except BaseException:
         session.close()  # no half-built session keeps its connection pool
         raise
+    return session
+
+
+def _pooled(max_connections: int, *, verify: str | bool) -> requests.Session:
+    """A session keeping up to ``max_connections`` connections to Vault, one per concurrent reader.
+
+    requests keeps 10 per host and opens, then discards, one more for every further concurrent
+    request (a "Connection pool is full" warning each time).
+    """
+    session = requests.Session()
+    session.verify = verify  # hvac takes a given session's verify over its own argument
+    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=max_connections)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     return session
 
 
