@@ -66,8 +66,20 @@ _SHAPES: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+# One scan that any shape would match: most values (names, hosts, fingerprints) pass it
+# untouched, so the per-shape substitutions run only on the few strings that need them.
+_ANY_SHAPE = re.compile(
+    "|".join(
+        f"(?i:{shape.pattern.removeprefix('(?i)')})" if shape.pattern.startswith("(?i)") else f"(?:{shape.pattern})"
+        for shape, _ in _SHAPES
+    )
+)
+
+
 def redact_text(text: str) -> str:
     """Mask every credential-shaped part of a string."""
+    if not _ANY_SHAPE.search(text):
+        return text
     for shape, replacement in _SHAPES:
         text = shape.sub(replacement, text)
     return text
