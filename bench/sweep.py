@@ -55,6 +55,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from bench.audit_scale import database  # a fresh database on an embedded PostgreSQL, or the named server
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 PLACEHOLDER = json.dumps({"auths": {"registry.bench.example": {"auth": "cGxhY2Vob2xkZXI6eA=="}}})
@@ -230,21 +232,6 @@ def write_config(path: Path, *, layout: Layout, vault: str, database: str, key_d
 def _rotation_overrides(args: Any) -> dict[str, int]:
     chosen = {"max_concurrency": args.max_concurrency, "per_target_concurrency": args.per_target_concurrency}
     return {name: value for name, value in chosen.items() if value is not None}
-
-
-@contextlib.contextmanager
-def database() -> Iterator[str]:
-    """A fresh database on an embedded PostgreSQL (or ROTATOR_BENCH_DATABASE_URL's server)."""
-    from bench.audit_scale import _fresh
-
-    explicit = os.environ.get("ROTATOR_BENCH_DATABASE_URL")
-    if explicit:
-        yield from _fresh(explicit)
-        return
-    from service.sandbox.postgres import EmbeddedPostgres
-
-    with EmbeddedPostgres() as server:
-        yield from _fresh(server.url)
 
 
 # --- measuring ------------------------------------------------------------------------------
