@@ -23,6 +23,7 @@ from service.aicore.retry import RetryPolicy
 from service.aicore.servicekey import ServiceKey, parse_service_key
 from service.model import DockerConfigJson
 from service.sandbox.aicore_emulator import AICoreEmulator
+from tests.fakes import ManualMonotonic as FakeClock
 
 # The emulator speaks plain HTTP: an empty trust store is cheap to build and refuses any https.
 PLAIN = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -32,19 +33,6 @@ FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.1, total=60.0)
 def config_json(password: str = "pw-1", host: str = "registry.example.com") -> DockerConfigJson:
     value = {"auths": {host: {"username": "robot", "password": password}}}
     return DockerConfigJson(json.dumps(value, separators=(",", ":")))
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

@@ -17,6 +17,7 @@ import pytest
 
 from service.config import SecretRef, VaultAuthConfig
 from service.vault import VaultSession, VaultSource
+from tests.fakes import ManualMonotonic as FakeClock  # noqa: F401 (imported by the tests here)
 from tests.harness import VaultServer
 
 FIXED_NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -34,21 +35,6 @@ def read_local(ref: SecretRef) -> str:
     if ref.env is not None:
         return os.environ[ref.env]
     raise AssertionError("only local references here")
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand, starting at the real one."""
-
-    def __init__(self) -> None:
-        import time
-
-        self.now = time.monotonic()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -10,23 +10,11 @@ import httpx
 import pytest
 
 from service.sandbox.aicore_emulator import AICoreEmulator
+from tests.fakes import ManualMonotonic as FakeClock
 
 # The emulator speaks plain HTTP: a context with no trusted CA at all (cheap to build, and
 # any accidental https:// would fail) spares each client loading the CA bundle.
 PLAIN = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def fetch_token(key: dict[str, Any]) -> str:
