@@ -5,7 +5,8 @@
 - ``intents_resolved``: no intent is left open, and each closed within one lease TTL
   (plus the case's declared outage, during which nothing can be written).
 - ``written_once``: at most one outcome per intent, at most one accepted write per intent,
-  and never two intents of one pair open at once (two replicas on the same change).
+  and never two intents of one pair open at once while both owners live (two replicas on
+  the same change; an intent later closed as ``interrupted`` had a dead owner).
 - ``no_sentinel``: no credential appears in any text collected from the processes.
 
 ``audit verify`` is a ``rotator`` command the scene runs.
@@ -114,7 +115,9 @@ def written_once(rows: Sequence[Row], requests: Sequence[Logged], tenants_of: Ma
         by_pair[(intent.row.target, intent.row.secret)].append(intent)
     for (target, secret), pair_intents in by_pair.items():
         for earlier, later in itertools.pairwise(pair_intents):
-            if earlier.closed_by is None or earlier.closed_by.at > later.row.at:
+            # An open intent is ``resolved``'s problem; one closed as interrupted had a dead owner.
+            closed = earlier.closed_by
+            if closed is not None and closed.event != "interrupted" and closed.at > later.row.at:
                 problems.append(f"{target}/{secret}: intents {earlier.row.seq} and {later.row.seq} overlap")
         tenants = tenants_of.get(target, {target})
         accepted = [r for r in requests if r.is_write and r.name == secret and r.tenant in tenants and r.status < 300]

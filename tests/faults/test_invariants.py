@@ -55,6 +55,13 @@ def test_overlapping_intents_and_double_writes_are_found() -> None:
     """Two open intents of one pair, or two accepted PATCHes for one intent, break written-once."""
     overlapping = [row(1, 0.0, "intent"), row(2, 1.0, "intent"), row(3, 2.0, "applied", 1), row(4, 3.0, "applied", 2)]
     assert invariants.written_once(overlapping, [], {}) != []
+    dead_owner = [
+        row(1, 0.0, "intent"),
+        row(2, 1.0, "intent"),
+        row(3, 2.0, "interrupted", 1),
+        row(4, 3.0, "applied", 2),
+    ]
+    assert invariants.written_once(dead_owner, [], {}) == []
     single = [row(1, 0.0, "intent"), row(2, 2.0, "applied", 1)]
     assert invariants.written_once(single, [patch(1, 0.5)], {}) == []
     assert invariants.written_once(single, [patch(1, 0.5), patch(2, 1.0)], {}) != []
