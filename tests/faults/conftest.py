@@ -40,10 +40,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "faults: the fault suite (tests/faults): real processes and injected faults")
 
 
+# A PostgreSQL stopped under a pool leaves psycopg connections that SQLAlchemy drops without
+# closing; their finaliser warns during a later test. That is the fault's debris, not a leak.
+_DEBRIS = "ignore:Exception ignored in. <function BaseConnection.__del__:pytest.PytestUnraisableExceptionWarning"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.faults)
+            item.add_marker(pytest.mark.filterwarnings(_DEBRIS))
 
 
 # --- servers -----------------------------------------------------------------------------

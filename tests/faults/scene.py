@@ -25,6 +25,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from service.audit.grants import grants_sql
 from service.sandbox.openbao import OpenBaoDevServer
 from service.sandbox.postgres import EmbeddedPostgres, binaries
 from tests.e2e.processes import WorkerProcess, eventually
@@ -66,6 +67,7 @@ class FaultScene(Scene):
     credentials: list[tuple[str, str]] = field(default_factory=list)
     tenants_of: dict[str, set[str]] = field(default_factory=dict)
     checked: bool = False
+    app_role: str = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -112,6 +114,36 @@ class FaultScene(Scene):
         assert self.pg is not None
         if not _running(self.pg):
             self.pg.start()
+            if self._engine is not None:
+                self._engine.dispose()  # its pooled connections died with the server
+
+    def use_app_role(self) -> str:
+        """Workers connect as a fresh login role holding ``rotator db grants``' privileges only; its name."""
+        role = f"app_{secrets.token_hex(6)}"
+        statements = [
+            line
+            for line in grants_sql(app_role=role, reader_role=f"{role}_reader").splitlines()
+            if line and not line.startswith("--") and line not in ("BEGIN;", "COMMIT;")
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+            conn.execute(sa.text(f'CREATE ROLE "{role}_reader"'))
+            for statement in statements:
+                conn.execute(sa.text(statement))
+        self.app_role = role
+        self.cleanups.append(self._drop_roles)
+        return role
+
+    def _drop_roles(self) -> None:
+        with contextlib.suppress(sa.exc.SQLAlchemyError), self.engine.begin() as conn:
+            for name in (self.app_role, f"{self.app_role}_reader"):
+                conn.execute(sa.text(f'DROP OWNED BY "{name}"'))
+                conn.execute(sa.text(f'DROP ROLE "{name}"'))
+
+    def grant(self, sql: str) -> None:
+        """Run a GRANT / REVOKE (``{role}`` is the app role) as the superuser."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(sql.format(role=f'"{self.app_role}"')))
 
     @contextlib.contextmanager
     def postgres_down(self, seconds: float) -> Iterator[None]:
@@ -138,6 +170,13 @@ class FaultScene(Scene):
 
     def unseal(self) -> None:
         self.root.sys.submit_unseal_key(self.unseal_key)
+
+    def document(self) -> dict[str, Any]:
+        document = super().document()
+        if self.app_role:
+            url = make_url(document["database"]["url"]).set(username=self.app_role)
+            document["database"]["url"] = url.render_as_string(hide_password=False)
+        return document
 
     # --- reading back -------------------------------------------------------------------
 
