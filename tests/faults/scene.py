@@ -29,7 +29,7 @@ from service.audit.grants import grants_sql
 from service.sandbox.openbao import OpenBaoDevServer
 from service.sandbox.postgres import EmbeddedPostgres, binaries
 from tests.e2e.processes import WorkerProcess, eventually
-from tests.e2e.scene import Scene
+from tests.e2e.scene import VAULT_TOKEN_ENV, Scene
 from tests.faults import invariants
 from tests.faults.emulator import EmulatorProcess
 from tests.faults.proxy import Proxy
@@ -232,7 +232,7 @@ class FaultScene(Scene):
         assert not broken, "invariants broken:\n" + "\n".join(broken)
 
     def _sentinels(self) -> set[str]:
-        return invariants.leak_forms(self.credentials) | {self.vault.token}
+        return invariants.leak_forms(self.credentials) | {self.vault.token, self.env[VAULT_TOKEN_ENV]}
 
     def _texts(self) -> dict[str, str]:
         texts: dict[str, str] = {}
