@@ -4,9 +4,10 @@
   after an intent of that pair was committed, and before that intent's outcome.
 - ``intents_resolved``: no intent is left open, and each closed within one lease TTL
   (plus the case's declared outage, during which nothing can be written).
-- ``written_once``: at most one outcome per intent, at most one accepted write per intent,
-  and never two intents of one pair open at once while both owners live (two replicas on
-  the same change; an intent later closed as ``interrupted`` had a dead owner).
+- ``written_once``: at most one outcome per intent; one value per intent (the retries of
+  one PATCH after a timeout may each land: they carry the same body, and a PATCH sets the
+  whole value); and never two intents of one pair open at once while both owners live
+  (two replicas on the same change; an intent later closed as ``interrupted`` had a dead owner).
 - ``no_sentinel``: no credential appears in any text collected from the processes.
 
 ``audit verify`` is a ``rotator`` command the scene runs.
@@ -123,9 +124,11 @@ def written_once(rows: Sequence[Row], requests: Sequence[Logged], tenants_of: Ma
         accepted = [r for r in requests if r.is_write and r.name == secret and r.tenant in tenants and r.status < 300]
         for index, intent in enumerate(pair_intents):
             end = pair_intents[index + 1].row.at if index + 1 < len(pair_intents) else float("inf")
-            hits = [r for r in accepted if intent.row.at <= r.at < end]
-            if len(hits) > 1:
-                problems.append(f"{target}/{secret}: intent {intent.row.seq} was written {len(hits)} times")
+            bodies = {r.body_sha256 for r in accepted if intent.row.at <= r.at < end}
+            if len(bodies) > 1:
+                problems.append(
+                    f"{target}/{secret}: {len(bodies)} different values written for intent {intent.row.seq}"
+                )
     return problems
 
 

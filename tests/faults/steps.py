@@ -47,7 +47,8 @@ def holds(case: FaultScene, target: str, secret: str, password: str, *, timeout:
         stored = case.emulator.inspect.stored(target, secret)
         if stored is None:
             return False
-        return any(entry.get("password") == password for entry in json.loads(stored)["auths"].values())
+        auths = json.loads(stored).get("auths", {})
+        return any(entry.get("password") == password for entry in auths.values())
 
     eventually(landed, timeout=timeout, what=f"{target}/{secret} holds the new password")
 

@@ -13,7 +13,7 @@ def row(seq: int, at: float, event: str, intent_seq: int | None = None, *, targe
     return Row(seq=seq, at=T0 + at, event=event, target=target, secret=secret, intent_seq=intent_seq)
 
 
-def patch(number: int, at: float, status: int = 202, tenant: str = "t", name: str = "s") -> Logged:
+def patch(number: int, at: float, status: int = 202, *, tenant: str = "t", name: str = "s", body: str = "0") -> Logged:
     return Logged(
         number,
         T0 + at,
@@ -24,7 +24,7 @@ def patch(number: int, at: float, status: int = 202, tenant: str = "t", name: st
         "secret",
         name,
         status,
-        "0" * 64,
+        body * 64,
         f"r{number}",
     )
 
@@ -52,7 +52,7 @@ def test_open_and_slow_intents_are_found() -> None:
 
 
 def test_overlapping_intents_and_double_writes_are_found() -> None:
-    """Two open intents of one pair, or two accepted PATCHes for one intent, break written-once."""
+    """Two open intents of one pair, or two different values accepted for one intent, break written-once."""
     overlapping = [row(1, 0.0, "intent"), row(2, 1.0, "intent"), row(3, 2.0, "applied", 1), row(4, 3.0, "applied", 2)]
     assert invariants.written_once(overlapping, [], {}) != []
     dead_owner = [
@@ -64,8 +64,9 @@ def test_overlapping_intents_and_double_writes_are_found() -> None:
     assert invariants.written_once(dead_owner, [], {}) == []
     single = [row(1, 0.0, "intent"), row(2, 2.0, "applied", 1)]
     assert invariants.written_once(single, [patch(1, 0.5)], {}) == []
-    assert invariants.written_once(single, [patch(1, 0.5), patch(2, 1.0)], {}) != []
-    assert invariants.written_once(single, [patch(1, 0.5, status=503), patch(2, 1.0)], {}) == []
+    assert invariants.written_once(single, [patch(1, 0.5), patch(2, 1.0, body="1")], {}) != []
+    assert invariants.written_once(single, [patch(1, 0.5), patch(2, 1.0)], {}) == []  # a retry of the same PATCH
+    assert invariants.written_once(single, [patch(1, 0.5, status=503), patch(2, 1.0, body="1")], {}) == []
 
 
 def test_a_leaked_credential_is_found_in_plain_and_in_base64() -> None:

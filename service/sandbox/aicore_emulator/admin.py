@@ -20,8 +20,8 @@ loopback clients only (403 otherwise), JSON in and out, never logged in the requ
     POST   /_emulator/tenants/<t>/editor            {"editor": true | false}
     POST   /_emulator/tenants/<t>/expire-tokens     the tenant's tokens become invalid
 
-``fail`` is ``{"status", "every", "burst", "retry_after"}`` (or null to stop): after every
-``every`` API requests, ``burst`` requests in a row get ``status``. ``stall`` is
+``fail`` is ``{"status", "every", "burst", "retry_after"}`` (or null to stop): from the
+next API request on, ``burst`` requests in a row get ``status``, then ``every`` pass, and so on. ``stall`` is
 ``{"seconds", "every", "method"}`` (or null): every ``every``-th request of ``method`` is
 held ``seconds``, then handled (a write still applies: "a late PATCH").
 """

@@ -16,7 +16,8 @@ With a service key directory: one ``<tenant>.json`` per tenant, mode 0600. When 
 one JSON line goes to standard output: ``{"event": "emulator.ready", "url": ..., "admin": ...}``.
 
 Fault knobs (``Knobs``, from the command's flags): token TTL, latency, a standing fault
-rule (``--fail-status 429 --fail-every 3 --fail-burst 2 --retry-after 1``) and a standing
+rule (``--fail-status 429 --fail-burst 2 --fail-every 3 --retry-after 1``: two requests
+fail, three pass, two fail...) and a standing
 stall (``--stall-seconds 5 --stall-every 2``: every second PATCH is held 5 s, then
 applied). They can be changed while the process runs through the admin door
 (``admin.py``, below ``/_emulator/`` on the same port, loopback only). ``--request-log

@@ -264,7 +264,7 @@ class AICoreEmulator:
         self._world.periodic = rule
 
     def fail_every(self, *, status: int, every: int, burst: int = 1, retry_after: float | str | None = None) -> None:
-        """After every ``every`` API requests (all tenants), answer ``burst`` in a row with ``status``."""
+        """From the next API request on (all tenants): ``burst`` in a row get ``status``, then ``every`` pass..."""
         if not 400 <= status <= 599 or every < 1 or burst < 1:
             raise ValueError("status must be 4xx or 5xx, every and burst at least 1")
         self._world.periodic = Periodic(status, every, burst, None if retry_after is None else str(retry_after))

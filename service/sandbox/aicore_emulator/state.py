@@ -39,7 +39,11 @@ class Fault:
 
 @dataclass(frozen=True, slots=True)
 class Periodic:
-    """Answer ``burst`` API requests in a row with ``status`` after every ``every`` that pass (a storm or bursts)."""
+    """``burst`` API requests in a row get ``status``, then ``every`` pass, and so on (a storm, or bursts).
+
+    Counted over every tenant's API requests from the moment the rule is set: the first
+    request after it starts a burst.
+    """
 
     status: int
     every: int
@@ -47,8 +51,8 @@ class Periodic:
     retry_after: str | None = None
 
     def hits(self, number: int) -> bool:
-        """Whether API request ``number`` (1-based, all tenants) is one of the failed ones."""
-        return (number - 1) % (self.every + self.burst) >= self.every
+        """Whether API request ``number`` (1-based since the rule was set) is one of the failed ones."""
+        return (number - 1) % (self.every + self.burst) < self.burst
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +135,7 @@ class World:
         self._requests: Counter[tuple[str, str, str]] = Counter()
         self._in_flight = 0
         self.peak_in_flight = 0
-        self.periodic: Periodic | None = None
+        self._periodic: Periodic | None = None
         self.periodic_stall: PeriodicStall | None = None
         self._api_requests = 0
         self._method_requests: Counter[str] = Counter()
@@ -182,6 +186,15 @@ class World:
                 queue.clear()
             tenant.stalls.clear()
 
+    @property
+    def periodic(self) -> Periodic | None:
+        return self._periodic
+
+    @periodic.setter
+    def periodic(self, rule: Periodic | None) -> None:
+        with self._lock:
+            self._periodic, self._api_requests = rule, 0
+
     def take_fault(self, name: str, endpoint: str) -> Fault | None:
         """The tenant's next queued fault; else, for API requests, the periodic rule's answer (if it hits)."""
         with self._lock:
@@ -191,7 +204,7 @@ class World:
             if endpoint != "api":
                 return None
             self._api_requests += 1
-            rule = self.periodic
+            rule = self._periodic
             if rule is not None and rule.hits(self._api_requests):
                 return Fault(rule.status, rule.retry_after)
             return None

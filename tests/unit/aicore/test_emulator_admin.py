@@ -28,11 +28,11 @@ def admin(emulator: AICoreEmulator, method: str, path: str, body: dict[str, Any]
 
 
 def test_fail_every_makes_bursts_between_normal_answers(api: httpx.Client, emulator: AICoreEmulator) -> None:
-    """fail_every(every=2, burst=2): two answers pass, two fail, and so on; the Retry-After is sent."""
+    """fail_every(every=2, burst=2): two requests fail, two pass, and so on; the Retry-After is sent."""
     emulator.fail_every(status=503, every=2, burst=2, retry_after=1)
     responses = [api.get("/dockerRegistrySecrets") for _ in range(6)]
-    assert [r.status_code for r in responses] == [200, 200, 503, 503, 200, 200]
-    assert responses[2].headers["retry-after"] == "1"
+    assert [r.status_code for r in responses] == [503, 503, 200, 200, 503, 503]
+    assert responses[0].headers["retry-after"] == "1"
     emulator.periodic_fault = None
     assert api.get("/dockerRegistrySecrets").status_code == 200
 
@@ -133,9 +133,11 @@ def test_emulator_command_takes_the_knobs_as_flags(tmp_path: Path) -> None:
         assert state["fail"] == {"status": 503, "every": 1, "burst": 1}
         key = json.loads((tmp_path / "keys" / "tenant-a.json").read_text())
         with api_client(key) as api:
-            assert [api.get("/dockerRegistrySecrets").status_code for _ in range(2)] == [200, 503]
+            assert [api.get("/dockerRegistrySecrets").status_code for _ in range(3)] == [503, 200, 503]
         logged = [json.loads(line) for line in log_file.read_text().splitlines()]
-        assert [(r["endpoint"], r["status"]) for r in logged] == [("token", 200), ("secrets", 200), ("secrets", 503)]
+        assert [(r["endpoint"], r["status"]) for r in logged] == [("token", 200)] + [
+            ("secrets", status) for status in (503, 200, 503)
+        ]
     finally:
         process.terminate()
         process.communicate(timeout=10)
