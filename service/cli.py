@@ -168,7 +168,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     with App(settings) as app:
         app.require_schema()
         if not args.dry_run:
-            app.rotator.recover({secret.name: secret for secret in settings.secrets})
+            app.rotator.recover(settings.pairs())
         report = app.rotator.sweep(
             SweepRequest(
                 secrets=secrets,
@@ -211,13 +211,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     import json
 
     from service.app import App
-    from service.status import render_table, status_rows
+    from service.status import render_table, status_rows, summary
 
     settings = load(args)
     with App(settings) as app:
         app.require_schema()
-        rows = status_rows(settings.secrets, app.state_reader.load())
-    print(json.dumps(rows, indent=2) if args.json else render_table(rows))
+        rows = status_rows(settings.secrets, app.state_reader.load(), now=app.clock(), allowance=app.stale_allowance)
+    counts = summary(rows)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(render_table(rows))
+        print(", ".join(f"{value} {name}" for name, value in counts.items()))
     return EXIT_OK
 
 

@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from service.errors import ConfigError, ConfigIssue
+from service.model import RotationKey
 
 ENV_PREFIX = "ROTATOR_"
 CONFIG_ENV = "ROTATOR_CONFIG"
@@ -345,6 +346,12 @@ class RotationConfig(_Model):
     # A failed rotation is tried again after this, doubling per failure in a row, up to the max.
     failure_backoff: Duration = timedelta(seconds=30)
     failure_backoff_max: Duration = timedelta(hours=1)
+    # Every live worker closes open intents whose pair is free (owner dead, or its outcome write
+    # failed) this often, and rotates those pairs again; keep it well under lease_ttl.
+    reconcile_every: Duration = timedelta(seconds=15)
+    # /livez fails when the worker makes no progress this long although its dependencies answer
+    # (a scheduler that stopped firing, an instance lock it cannot take back).
+    progress_timeout: Duration = timedelta(minutes=2)
 
 
 class HttpConfig(_Model):
@@ -398,6 +405,14 @@ class Settings(BaseSettings):
         schedule = secret.schedule or self.defaults.schedule
         assert schedule is not None, "validated by load_settings"
         return schedule
+
+    def pairs(self) -> dict[RotationKey, SecretConfig]:
+        """Every configured (target, secret) and the ``[[secrets]]`` entry that feeds it.
+
+        One name may be kept on many targets, each by its own entry and source: the pair,
+        not the name, is the unit of scheduling, state and leases.
+        """
+        return {RotationKey(target, secret.name): secret for secret in self.secrets for target in secret.targets}
 
     def secret(self, name: str) -> SecretConfig:
         for secret in self.secrets:

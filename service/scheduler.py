@@ -106,6 +106,14 @@ def next_due_after(schedule: ScheduleConfig, name: str, now: datetime) -> dateti
     return runs[0] if runs else now + timedelta(days=365)
 
 
+def period_of(schedule: ScheduleConfig, name: str, now: datetime) -> timedelta:
+    """The time between this schedule's next two due times (its interval, for ``every``)."""
+    if schedule.every is not None:
+        return schedule.every
+    runs = next_runs(schedule, name, now, count=2)
+    return runs[1] - runs[0] if len(runs) == 2 else timedelta(days=365)
+
+
 class Scheduler:
     """One job per secret in APScheduler's in-memory store; never shared between replicas."""
 
