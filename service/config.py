@@ -10,12 +10,13 @@ reference, ``{file = "..."}``, ``{env = "..."}`` or ``{vault = {path = "...", fi
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
 import tomllib
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,7 +29,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from service.errors import ConfigError, ConfigIssue
 
@@ -429,7 +430,9 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), [ConfigIssue("", f"not valid TOML: {e}")]) from None
 
 
-def load_settings(path: Path | None, *, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: Path | None, *, environ: Mapping[str, str] | None = None, now: datetime | None = None
+) -> Settings:
     """Read, override from the environment, validate; raise one ConfigError with every issue."""
     source = str(path) if path else "(built-in defaults)"
     raw = read_toml(path) if path else {}
@@ -439,8 +442,11 @@ def load_settings(path: Path | None, *, environ: Mapping[str, str] | None = None
         settings = Settings(**raw)
     except ValidationError as e:
         issues = _validation_issues(e, raw, environ if environ is not None else os.environ) + issues
+    except SettingsError as e:
+        issues = env_override_issues(e, environ if environ is not None else os.environ) + issues
     if settings is not None:
-        issues += schedule_issues(settings)
+        issues += schedule_issues(settings, now=now or datetime.now(UTC))
+        issues += registry_issues(settings)
     errors = [issue for issue in issues if issue.severity == "error"]
     if errors:
         raise ConfigError(source, errors)
@@ -526,12 +532,81 @@ def cross_reference_issues(raw: Mapping[str, Any]) -> list[ConfigIssue]:
     return issues
 
 
-def schedule_issues(settings: Settings) -> list[ConfigIssue]:
-    return [
+def schedule_issues(settings: Settings, *, now: datetime | None = None) -> list[ConfigIssue]:
+    """Secrets without a schedule; with ``now``, also schedules that never run in practice (and short intervals)."""
+    issues = [
         ConfigIssue(f"secrets[{index}] ({secret.name}).schedule", "no schedule: set it here or in [defaults.schedule]")
         for index, secret in enumerate(settings.secrets)
         if secret.schedule is None and settings.defaults.schedule is None
     ]
+    if now is not None:
+        issues += schedule_reach_issues(settings, now=now)
+    return issues
+
+
+SHORT_INTERVAL = timedelta(minutes=1)
+
+
+def schedule_reach_issues(settings: Settings, *, now: datetime) -> list[ConfigIssue]:
+    """Schedules with no run within a year of ``now`` (errors) and intervals under a minute (warnings).
+
+    A secret's own schedule is named by its key path; [defaults.schedule] once, with the
+    secrets that use it.
+    """
+    from service.scheduler import reach_problem  # apscheduler only where needed
+
+    issues: list[ConfigIssue] = []
+    users = [f"secrets[{i}] ({s.name})" for i, s in enumerate(settings.secrets) if s.schedule is None]
+    owned = [(f"secrets[{i}] ({s.name}).schedule", s.schedule) for i, s in enumerate(settings.secrets) if s.schedule]
+    default = settings.defaults.schedule
+    used = [("defaults.schedule", default, _used_by(users))] if default is not None and users else []
+    for where, schedule, note in [(where, schedule, "") for where, schedule in owned] + used:
+        problem = reach_problem(schedule, now=now)
+        if problem:
+            issues.append(ConfigIssue(where, f"{schedule.describe()} {problem}{note}"))
+        if schedule.every is not None and schedule.every < SHORT_INTERVAL:
+            text = f"{schedule.describe()} is under one minute: every run reads Vault{note}"
+            issues.append(ConfigIssue(where, text, "warning"))
+    return issues
+
+
+def _used_by(users: list[str], shown: int = 3) -> str:
+    more = f" and {len(users) - shown} more" if len(users) > shown else ""
+    return f" (used by {', '.join(users[:shown])}{more})"
+
+
+def registry_issues(settings: Settings) -> list[ConfigIssue]:
+    """Secrets that could never be rendered: no registry host configured and none read from the source."""
+    return [
+        ConfigIssue(
+            f"secrets[{index}] ({secret.name}).registries",
+            'no registry host: list the hosts here (registries = ["registry.example.com"]) '
+            "or name the source field that holds one (source.registry_field)",
+        )
+        for index, secret in enumerate(settings.secrets)
+        if not secret.registries and secret.source.registry_field is None
+    ]
+
+
+def env_override_issues(error: SettingsError, environ: Mapping[str, str]) -> list[ConfigIssue]:
+    """Name the ``ROTATOR_*`` variable whose table or list is not valid JSON (never its value)."""
+    found = re.search(r'field "([^"]+)"', str(error))
+    field = found.group(1) if found else ""
+    prefix = (ENV_PREFIX + field).upper()
+    issues = []
+    for name, value in sorted(environ.items()):
+        upper = name.upper()
+        if not (upper == prefix or upper.startswith(prefix + "__")) or not value.strip().startswith(("{", "[")):
+            continue
+        try:
+            json.loads(value)
+        except ValueError as e:
+            where = ".".join(upper.removeprefix(ENV_PREFIX).lower().split("__"))
+            issues.append(ConfigIssue(where, f"{name} is not valid JSON ({e}); tables and lists take JSON here"))
+    if not issues:
+        variables = f"{prefix} or {prefix}__*" if field else f"{ENV_PREFIX}*"
+        issues.append(ConfigIssue(field, f"cannot read the value set by {variables}: not valid JSON"))
+    return issues
 
 
 # --- local references (files and environment variables) -------------------------
