@@ -560,9 +560,12 @@ def schedule_reach_issues(settings: Settings, *, now: datetime) -> list[ConfigIs
     owned = [(f"secrets[{i}] ({s.name}).schedule", s.schedule) for i, s in enumerate(settings.secrets) if s.schedule]
     default = settings.defaults.schedule
     used = [("defaults.schedule", default, _used_by(users))] if default is not None and users else []
+    verdicts: dict[tuple[timedelta | None, str | None, str], str | None] = {}  # many secrets share a schedule
     for where, schedule, note in [(where, schedule, "") for where, schedule in owned] + used:
-        problem = reach_problem(schedule, now=now)
-        if problem:
+        same = (schedule.every, schedule.cron, schedule.timezone)
+        if same not in verdicts:
+            verdicts[same] = reach_problem(schedule, now=now)
+        if problem := verdicts[same]:
             issues.append(ConfigIssue(where, f"{schedule.describe()} {problem}{note}"))
         if schedule.every is not None and schedule.every < SHORT_INTERVAL:
             text = f"{schedule.describe()} is under one minute: every run reads Vault{note}"
