@@ -596,20 +596,28 @@ def env_override_issues(error: SettingsError, environ: Mapping[str, str]) -> lis
     found = re.search(r'field "([^"]+)"', str(error))
     field = found.group(1) if found else ""
     prefix = (ENV_PREFIX + field).upper()
-    issues = []
-    for name, value in sorted(environ.items()):
-        upper = name.upper()
-        if not (upper == prefix or upper.startswith(prefix + "__")) or not value.strip().startswith(("{", "[")):
-            continue
-        try:
-            json.loads(value)
-        except ValueError as e:
-            where = ".".join(upper.removeprefix(ENV_PREFIX).lower().split("__"))
-            issues.append(ConfigIssue(where, f"{name} is not valid JSON ({e}); tables and lists take JSON here"))
+    chosen = {
+        name: value
+        for name, value in environ.items()
+        if name.upper() == prefix or name.upper().startswith(prefix + "__")
+    }
+    issues = [issue for name, value in sorted(chosen.items()) if (issue := _json_issue(name, value))]
     if not issues:
         variables = f"{prefix} or {prefix}__*" if field else f"{ENV_PREFIX}*"
         issues.append(ConfigIssue(field, f"cannot read the value set by {variables}: not valid JSON"))
     return issues
+
+
+def _json_issue(name: str, value: str) -> ConfigIssue | None:
+    """A table or list set by variable ``name`` that does not parse; scalars are left to validation."""
+    if not value.strip().startswith(("{", "[")):
+        return None
+    try:
+        json.loads(value)
+    except ValueError as e:  # JSONDecodeError's text gives the position, never the document
+        where = ".".join(name.upper().removeprefix(ENV_PREFIX).lower().split("__"))
+        return ConfigIssue(where, f"{name} is not valid JSON ({e}); tables and lists take JSON here")
+    return None
 
 
 # --- local references (files and environment variables) -------------------------

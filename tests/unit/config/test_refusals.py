@@ -190,3 +190,17 @@ def test_bad_json_override_as_a_process_is_one_line_and_exit_2(tmp_path: Path) -
     assert "Traceback" not in result.stderr
     [line] = result.stderr.splitlines()
     assert line.startswith(f"error: {path}: targets: ROTATOR_TARGETS is not valid JSON (")
+
+
+def test_an_override_error_without_a_culprit_in_sight_names_the_field_and_its_variables() -> None:
+    """When no variable in view holds broken JSON, the line still names the field and where it is set."""
+    from pydantic_settings import SettingsError
+
+    from service.config import env_override_issues
+
+    error = SettingsError('error parsing value for field "targets" from source "EnvSettingsSource"')
+    [issue] = env_override_issues(error, {"ROTATOR_TARGETS": '{"eu": {}}', "ROTATOR_VAULT__ADDRESS": "{x"})
+    assert (issue.location, issue.problem) == (
+        "targets",
+        "cannot read the value set by ROTATOR_TARGETS or ROTATOR_TARGETS__*: not valid JSON",
+    )
