@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic_settings import SettingsError
 
 from service.cli import main
-from service.config import load_settings
+from service.config import env_override_issues, load_settings
 from service.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -194,13 +195,28 @@ def test_bad_json_override_as_a_process_is_one_line_and_exit_2(tmp_path: Path) -
 
 def test_an_override_error_without_a_culprit_in_sight_names_the_field_and_its_variables() -> None:
     """When no variable in view holds broken JSON, the line still names the field and where it is set."""
-    from pydantic_settings import SettingsError
-
-    from service.config import env_override_issues
-
     error = SettingsError('error parsing value for field "targets" from source "EnvSettingsSource"')
     [issue] = env_override_issues(error, {"ROTATOR_TARGETS": '{"eu": {}}', "ROTATOR_VAULT__ADDRESS": "{x"})
     assert (issue.location, issue.problem) == (
         "targets",
         "cannot read the value set by ROTATOR_TARGETS or ROTATOR_TARGETS__*: not valid JSON",
     )
+
+
+@pytest.mark.parametrize("command", [["run"], ["once", "--dry-run"], ["status"]])
+def test_every_command_refuses_a_schedule_that_never_runs(tmp_path: Path, command: list[str]) -> None:
+    """As a process, `run`, `once` and `status` refuse 30 February before reaching any server: exit 2, one line."""
+    path = write(tmp_path, entry("reg-000", schedule='{cron = "0 0 30 2 *"}'))
+    result = subprocess.run(
+        [sys.executable, "-m", "service", *command, "-c", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "TEST_VAULT_TOKEN": "x", "TEST_AUDIT_KEY": "y"},
+        check=False,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        f"error: {path}: secrets[0] (reg-000).schedule: cron '0 0 30 2 *' UTC never runs: no date matches it"
+    ]
