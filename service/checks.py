@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from service.aicore.servicekey import ServiceKeyError, parse_service_key
-from service.config import Settings, local_ref_issues, schedule_reach_issues
+from service.config import Settings, local_ref_issues, short_interval_issues
 from service.errors import ConfigIssue
 
 
-def local_issues(settings: Settings, *, now: datetime | None = None) -> list[ConfigIssue]:
-    """Problems found without the network: referenced files, variables, service keys; schedule warnings."""
+def local_issues(settings: Settings) -> list[ConfigIssue]:
+    """Problems found without the network: referenced files, variables, service keys."""
     issues = local_ref_issues(settings)
     broken = {issue.location for issue in issues if issue.severity == "error"}
     for name, target in settings.targets.items():
@@ -21,8 +21,7 @@ def local_issues(settings: Settings, *, now: datetime | None = None) -> list[Con
             parse_service_key(target.service_key.file.read_bytes())
         except (ServiceKeyError, OSError) as e:
             issues.append(ConfigIssue(where, f"{target.service_key.file}: {e}"))
-    reach = schedule_reach_issues(settings, now=now or datetime.now(UTC))
-    return issues + [issue for issue in reach if issue.severity == "warning"]
+    return issues + short_interval_issues(settings)
 
 
 def summary(settings: Settings, now: datetime | None = None) -> str:

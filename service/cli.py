@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from service import __version__
 
@@ -263,7 +263,7 @@ def _require_secrets(settings: Settings, args: argparse.Namespace) -> None:
         raise ConfigError(_source(args), [ConfigIssue("secrets", problem)])
 
 
-def _open_output(name: str) -> TextIO:
+def _open_output(name: str, *, mode: Literal["w", "a"] = "w") -> TextIO:
     """The ``--output`` file, opened for writing; a missing folder or a refusal is a usage error."""
     from service.errors import ConfigError, ConfigIssue
 
@@ -271,7 +271,7 @@ def _open_output(name: str) -> TextIO:
     if not path.parent.is_dir():
         raise ConfigError("command line", [ConfigIssue("--output", f"folder {path.parent} does not exist")])
     try:
-        return path.open("w", encoding="utf-8", newline="")
+        return path.open(mode, encoding="utf-8", newline="")
     except OSError as e:
         raise ConfigError("command line", [ConfigIssue("--output", f"cannot write {path}: {e.strerror}")]) from None
 

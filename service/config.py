@@ -533,7 +533,7 @@ def cross_reference_issues(raw: Mapping[str, Any]) -> list[ConfigIssue]:
 
 
 def schedule_issues(settings: Settings, *, now: datetime | None = None) -> list[ConfigIssue]:
-    """Secrets without a schedule; with ``now``, also schedules that never run in practice (and short intervals)."""
+    """Secrets without a schedule; with ``now``, also schedules that would never run in practice."""
     issues = [
         ConfigIssue(f"secrets[{index}] ({secret.name}).schedule", "no schedule: set it here or in [defaults.schedule]")
         for index, secret in enumerate(settings.secrets)
@@ -548,29 +548,36 @@ SHORT_INTERVAL = timedelta(minutes=1)
 
 
 def schedule_reach_issues(settings: Settings, *, now: datetime) -> list[ConfigIssue]:
-    """Schedules with no run within a year of ``now`` (errors) and intervals under a minute (warnings).
-
-    A secret's own schedule is named by its key path; [defaults.schedule] once, with the
-    secrets that use it.
-    """
+    """Schedules in use with no run within a year of ``now``."""
     from service.scheduler import reach_problem  # apscheduler only where needed
 
     issues: list[ConfigIssue] = []
-    users = [f"secrets[{i}] ({s.name})" for i, s in enumerate(settings.secrets) if s.schedule is None]
-    owned = [(f"secrets[{i}] ({s.name}).schedule", s.schedule) for i, s in enumerate(settings.secrets) if s.schedule]
-    default = settings.defaults.schedule
-    used = [("defaults.schedule", default, _used_by(users))] if default is not None and users else []
     verdicts: dict[tuple[timedelta | None, str | None, str], str | None] = {}  # many secrets share a schedule
-    for where, schedule, note in [(where, schedule, "") for where, schedule in owned] + used:
+    for where, schedule, note in schedules_in_use(settings):
         same = (schedule.every, schedule.cron, schedule.timezone)
         if same not in verdicts:
             verdicts[same] = reach_problem(schedule, now=now)
         if problem := verdicts[same]:
             issues.append(ConfigIssue(where, f"{schedule.describe()} {problem}{note}"))
-        if schedule.every is not None and schedule.every < SHORT_INTERVAL:
-            text = f"{schedule.describe()} is under one minute: every run reads Vault{note}"
-            issues.append(ConfigIssue(where, text, "warning"))
     return issues
+
+
+def short_interval_issues(settings: Settings) -> list[ConfigIssue]:
+    """Warnings: a schedule in use whose interval is under a minute reads Vault at every run."""
+    return [
+        ConfigIssue(where, f"{schedule.describe()} is under one minute: every run reads Vault{note}", "warning")
+        for where, schedule, note in schedules_in_use(settings)
+        if schedule.every is not None and schedule.every < SHORT_INTERVAL
+    ]
+
+
+def schedules_in_use(settings: Settings) -> list[tuple[str, ScheduleConfig, str]]:
+    """(key path, schedule, note): each secret's own schedule, and [defaults.schedule] once, noting its users."""
+    secrets = list(enumerate(settings.secrets))
+    owned = [(f"secrets[{i}] ({s.name}).schedule", s.schedule, "") for i, s in secrets if s.schedule is not None]
+    users = [f"secrets[{i}] ({s.name})" for i, s in secrets if s.schedule is None]
+    default = settings.defaults.schedule
+    return owned + ([("defaults.schedule", default, _used_by(users))] if default is not None and users else [])
 
 
 def _used_by(users: list[str], shown: int = 3) -> str:
