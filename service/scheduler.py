@@ -33,6 +33,39 @@ def cron_problem(expression: str, timezone: str = "UTC") -> str | None:
     return None
 
 
+# Longer than any gap of a yearly schedule: a leap year, plus a day for time zone shifts.
+A_YEAR = timedelta(days=367)
+
+
+def reach_problem(schedule: ScheduleConfig, *, now: datetime) -> str | None:
+    """Why a schedule would never rotate in practice (no run, or none within a year of ``now``), or None.
+
+    Judged on the schedule's own grid, without the per-secret phase (at most ``max_phase``
+    for cron, and under one interval for ``every``), so one answer holds for every secret
+    that shares the schedule. Besides the next run, the gap to the run after it counts:
+    a cron that fires once every four years (29 February) is refused on every day.
+    """
+    if schedule.every is not None:
+        if schedule.every > A_YEAR:
+            return "runs less than once a year"
+        return None
+    assert schedule.cron is not None
+    trigger = CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
+    first: datetime | None = trigger.get_next_fire_time(None, now)
+    if first is None:
+        return "never runs: no date matches it"
+    if first - now > A_YEAR:
+        return f"next run {_utc(first)} is more than a year away"
+    second: datetime | None = trigger.get_next_fire_time(None, first + timedelta(microseconds=1))
+    if second is None or second - first > A_YEAR:
+        return f"runs less than once a year (next {_utc(first)}, then {_utc(second) if second else 'never'})"
+    return None
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
 def phase(name: str, period: timedelta) -> timedelta:
     """A fixed offset in ``[0, period)`` derived from the secret's name."""
     if period <= timedelta(0):

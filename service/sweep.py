@@ -278,7 +278,7 @@ class Rotator:
     ) -> RotationResult:
         try:
             if scope.request.dry_run:
-                return self._attempt(scope, secret, key, self._load(key))
+                return self._attempt_guarded(scope, secret, key, self._load(key))
             if grant is None:
                 grant, state = self._claim((key, scope.request.due_by))
                 if grant is None:
@@ -297,13 +297,7 @@ class Rotator:
     def _finish(
         self, scope: _Scope, secret: SecretConfig, key: RotationKey, state: RotationState | None, grant: LeaseGrant
     ) -> RotationResult:
-        try:
-            result = self._attempt(scope, secret, key, state)
-        except RotatorError as e:
-            result = self._failure(scope, key, e, next_run_at=self._scheduled(secret, scope.now))
-        except Exception as e:  # a bug must not leave the lease held or stop the sweep
-            log.exception("rotation.internal_error", error=type(e).__name__)
-            result = self._failure(scope, key, RotatorError(f"internal error: {type(e).__name__}"))
+        result = self._attempt_guarded(scope, secret, key, state)
         if result.outcome in (Outcome.FAILED, Outcome.UNKNOWN):
             result = replace(result, next_run_at=self._retry_at(result.next_run_at, state, scope.now))
         outcome = scope.outcomes.pop(key, None)
@@ -315,6 +309,18 @@ class Rotator:
         elif not closed.kept:
             log.warning("rotation.lease_lost", token=grant.token)
         return result
+
+    def _attempt_guarded(
+        self, scope: _Scope, secret: SecretConfig, key: RotationKey, state: RotationState | None
+    ) -> RotationResult:
+        """One attempt, real or dry run; any error, even a bug, becomes a failed result."""
+        try:
+            return self._attempt(scope, secret, key, state)
+        except RotatorError as e:
+            return self._failure(scope, key, e, next_run_at=self._scheduled(secret, scope.now))
+        except Exception as e:  # a bug must not leave the lease held or stop the sweep
+            log.exception("rotation.internal_error", error=type(e).__name__)
+            return self._failure(scope, key, RotatorError(f"internal error: {type(e).__name__}"))
 
     def _attempt(
         self, scope: _Scope, secret: SecretConfig, key: RotationKey, state: RotationState | None
