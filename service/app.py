@@ -11,7 +11,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -221,6 +221,16 @@ class App:
         )
         self._closers.append(("rotator", rotator.close))
         return rotator
+
+    def adopt(self, settings: Settings, *, targets_changed: Sequence[str] = ()) -> None:
+        """Use a reloaded configuration: its secrets and schedules now, changed targets' keys at next use.
+
+        A replaced client is closed with the others at exit: a rotation may still be using it.
+        """
+        self.settings = settings
+        with self._stores_lock:
+            for target in targets_changed:
+                self._stores.pop(target, None)
 
     def stale_allowance(self, secret: SecretConfig) -> timedelta:
         """How old a pair's last success may be: its schedule's period plus the misfire grace."""

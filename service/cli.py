@@ -152,10 +152,11 @@ def _source(args: argparse.Namespace) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from service.app import App
+    from service.config import config_path
     from service.worker import Worker
 
     with App(load(args)) as app:
-        return Worker(app).run()
+        return Worker(app, config_path=config_path(getattr(args, "config", None))).run()
 
 
 def cmd_once(args: argparse.Namespace) -> int:

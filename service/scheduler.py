@@ -8,6 +8,7 @@ if configured, is added on top by APScheduler when a job actually runs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Callable
@@ -183,6 +184,16 @@ class Scheduler:
             self._scheduler.add_job(
                 func, trigger=DateTrigger(run_date=at), args=args, id=job_id, name=job_id, replace_existing=True
             )
+
+    def remove(self, job_id: str) -> None:
+        """Remove a job if it exists (a secret removed by a reload)."""
+        from apscheduler.jobstores.base import JobLookupError
+
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.remove_job(job_id)
+
+    def job_ids(self) -> list[str]:
+        return [job.id for job in self._scheduler.get_jobs()]
 
     def next_run_time(self, job_id: str) -> datetime | None:
         job = self._scheduler.get_job(job_id)

@@ -17,18 +17,20 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
 from service import logs
 from service.app import App
 from service.config import ScheduleConfig, SecretConfig, Settings
-from service.errors import DependencyUnavailable, RotatorError
+from service.errors import ConfigError, DependencyUnavailable, RotatorError
 from service.health import Progress, liveness, wait_delay
 from service.http import HealthServer, Probes
 from service.model import RotationKey, RotationState, Trigger
+from service.reload import plan_reload
 from service.scheduler import Scheduler, every, trigger_for
 from service.status import status_rows, summary
 from service.sweep import SweepReport, SweepRequest
@@ -64,9 +66,12 @@ def schedule_groups(settings: Settings) -> dict[str, list[SecretConfig]]:
 class Worker:
     """Schedules sweeps and keeps the process healthy until told to stop."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, *, config_path: Path | None = None) -> None:
         self.app = app
         self.settings = app.settings
+        self._config_path = config_path  # SIGHUP reads it again
+        self._wake = threading.Event()  # the main thread waits on it: stop, or reload
+        self._reload_requested = False
         self.scheduler = Scheduler(misfire_grace=self.settings.rotation.misfire_grace)
         self._stop = threading.Event()
         self._scheduling = threading.Event()
@@ -75,12 +80,7 @@ class Worker:
         self._http: HealthServer | None = None
         self._groups = schedule_groups(self.settings)
         self._pairs = self.settings.pairs()
-        self._job_of = {
-            RotationKey(target, secret.name): job
-            for job, entries in self._groups.items()
-            for secret in entries
-            for target in secret.targets
-        }
+        self._job_of = jobs_of_pairs(self._groups)
         self._heartbeat_at: datetime | None = None
         self._stuck_since: datetime | None = None
         self._lock_problem: str | None = None
@@ -108,19 +108,73 @@ class Worker:
             targets=len(self.settings.targets),
             instance=self.app.instance,
         )
-        self._stop.wait()
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._reload_requested and not self._stop.is_set():
+                self._reload_requested = False
+                self.reload()
         return self._shutdown()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     def _install_signal_handlers(self) -> None:
         def handle(signum: int, _: FrameType | None) -> None:
             log.info("worker.stopping", signal=signal.Signals(signum).name)
-            self._stop.set()
+            self.stop()
+
+        def hang_up(signum: int, _: FrameType | None) -> None:
+            self._reload_requested = True  # done by the main thread, not inside the handler
+            self._wake.set()
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGHUP, hang_up)
+
+    # --- reload ---------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Re-read and validate the file; apply new, changed and removed secrets and schedules.
+
+        A configuration that does not load keeps the running one and logs one error naming the
+        problems. Sections read once at start-up are reported when they changed, not applied.
+        """
+        from service.config import load_settings
+
+        try:
+            new = load_settings(self._config_path)
+        except ConfigError as e:
+            problems = "; ".join(f"{issue.location}: {issue.problem}" for issue in e.issues)
+            log.error("config.reload_failed", file=e.source, problems=problems, kept="the running configuration")
+            return False
+        groups = schedule_groups(new)
+        plan = plan_reload(self.settings, new, old_groups=self._groups, new_groups=groups)
+        self.app.adopt(new, targets_changed=plan.targets_changed)
+        self.settings, self._groups, self._pairs = new, groups, new.pairs()
+        self._job_of = jobs_of_pairs(groups)
+        for job in plan.remove:
+            self.scheduler.remove(job)
+        for job in (*plan.add, *plan.replace):
+            self._add_job(job)
+        self._reschedule_rechecks()
+        log.info(
+            "config.reloaded",
+            file=str(self._config_path),
+            pairs=len(self._pairs),
+            pairs_added=plan.pairs_added,
+            pairs_removed=plan.pairs_removed,
+            jobs_added=len(plan.add),
+            jobs_changed=len(plan.replace),
+            jobs_removed=len(plan.remove),
+            targets_changed=list(plan.targets_changed),
+        )
+        if plan.restart_needed:
+            log.warning("config.restart_needed", sections=list(plan.restart_needed), note="running values kept")
+        if plan.add or plan.replace:
+            self._catch_up()  # a new pair is rotated now, not at its first slot
+        return True
 
     def _wait_for_dependencies(self) -> bool:
         """Until the database is migrated, Vault answers and the instance lock is held; False if told to stop.
@@ -180,17 +234,30 @@ class Worker:
     # --- jobs -----------------------------------------------------------------------
 
     def _schedule(self) -> None:
-        for job, entries in self._groups.items():
-            schedule = self.settings.schedule_of(entries[0])
-            name = entries[0].name
-            self.scheduler.add(job, trigger_for(schedule, name), self.tick, job, Trigger.SCHEDULE)
-        for secret in self.settings.secrets:
-            if secret.verify.mode == "registry" and secret.verify.recheck_every is not None:
-                self._schedule_recheck(secret)
+        for job in self._groups:
+            self._add_job(job)
+        self._reschedule_rechecks()
         self.scheduler.add("vault:maintain", every(VAULT_MAINTENANCE_EVERY), self._maintain_vault)
         self.scheduler.add("instance:maintain", every(INSTANCE_MAINTENANCE_EVERY), self._maintain_instance)
         self.scheduler.add("reconcile", every(self.settings.rotation.reconcile_every), self._reconcile)
         self.scheduler.add("health", every(HEALTH_EVERY), self._export_health)
+
+    def _add_job(self, job: str) -> None:
+        entries = self._groups[job]
+        schedule = self.settings.schedule_of(entries[0])
+        self.scheduler.add(job, trigger_for(schedule, entries[0].name), self.tick, job, Trigger.SCHEDULE)
+
+    def _reschedule_rechecks(self) -> None:
+        wanted = {
+            _recheck_job(secret): secret
+            for secret in self.settings.secrets
+            if secret.verify.mode == "registry" and secret.verify.recheck_every is not None
+        }
+        for job in self.scheduler.job_ids():
+            if job.startswith("recheck:") and job not in wanted:
+                self.scheduler.remove(job)
+        for secret in wanted.values():
+            self._schedule_recheck(secret)
 
     def _schedule_recheck(self, secret: SecretConfig) -> None:
         if secret.source.kind == "dynamic":
@@ -199,8 +266,7 @@ class Worker:
             )
             return
         assert secret.verify.recheck_every is not None
-        job = f"recheck:{secret.name}@{'+'.join(secret.targets)}"
-        self.scheduler.add(job, every(secret.verify.recheck_every), self.recheck, secret)
+        self.scheduler.add(_recheck_job(secret), every(secret.verify.recheck_every), self.recheck, secret)
 
     def _catch_up(self) -> None:
         """Pairs never rotated, or overdue (e.g. the worker was down), run now instead of at their next slot."""
@@ -239,11 +305,16 @@ class Worker:
 
     def tick(self, job: str, trigger: Trigger = Trigger.SCHEDULE) -> SweepReport | None:
         """One scheduled sweep of every pair of one job (a secret name on all its targets)."""
-        return self._sweep(SweepRequest(secrets=self._groups[job], trigger=trigger, due_by=self.app.clock()))
+        entries = self._groups.get(job)
+        if entries is None:  # removed by a reload while it was due
+            return None
+        return self._sweep(SweepRequest(secrets=entries, trigger=trigger, due_by=self.app.clock()))
 
     def tick_pair(self, key: RotationKey, trigger: Trigger = Trigger.SCHEDULE) -> SweepReport | None:
         """One sweep of one pair (an extra run brought forward)."""
-        secret = self._pairs[key]
+        secret = self._pairs.get(key)
+        if secret is None:
+            return None
         request = SweepRequest(
             secrets=[secret], trigger=trigger, due_by=self.app.clock(), targets=frozenset([key.target])
         )
@@ -380,7 +451,11 @@ class Worker:
         if cached is not None and time.monotonic() - cached[0] < READY_CACHE_SECONDS:
             return cached[1]
         checks: dict[str, str] = {}
-        for name, check in (("database", self.app.require_schema), ("vault", self.app.vault_session.check)):
+        checks_by_name: tuple[tuple[str, Callable[[], object]], ...] = (
+            ("database", self.app.require_schema),
+            ("vault", lambda: self.app.vault_session.check()),  # noqa: PLW0108 (built inside the probe)
+        )
+        for name, check in checks_by_name:
             try:
                 check()
                 checks[name] = "ok"
@@ -396,6 +471,20 @@ class Worker:
             self.settings.secrets, self.app.state.load(), now=self.app.clock(), allowance=self.app.stale_allowance
         )
         return {**summary(rows), "rotations": rows}
+
+
+def jobs_of_pairs(groups: Mapping[str, list[SecretConfig]]) -> dict[RotationKey, str]:
+    """Which job sweeps each pair."""
+    return {
+        RotationKey(target, secret.name): job
+        for job, entries in groups.items()
+        for secret in entries
+        for target in secret.targets
+    }
+
+
+def _recheck_job(secret: SecretConfig) -> str:
+    return f"recheck:{secret.name}@{'+'.join(secret.targets)}"
 
 
 def overdue(
