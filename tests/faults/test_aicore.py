@@ -192,3 +192,16 @@ def test_aicore_hangs_then_answers(case: FaultScene) -> None:
     steps.holds(case, "tenant-a", "acme", password)
     assert worker.process.poll() is None
     case.check()
+
+
+def test_token_endpoint_down_then_back(case: FaultScene) -> None:
+    """XSUAA answers 503 to six token requests: no API call without a token, nothing written; then it lands."""
+    case.fault("XSUAA token endpoint 503 x6")
+    password = steps.pair(case)
+    case.emulator.fail_next("tenant-a", status=503, count=6, endpoint="token")
+    worker = steps.started(case)
+    steps.outcome(worker, "failed", secret="acme")
+    steps.holds(case, "tenant-a", "acme", password)
+    failed_tokens = [r for r in case.emulator.inspect.requests() if r.endpoint == "token" and r.status == 503]
+    assert len(failed_tokens) == 6
+    case.check()

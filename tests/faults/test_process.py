@@ -108,3 +108,19 @@ def test_replicas_write_each_change_exactly_once(case: FaultScene) -> None:
     eventually(lambda: case.events().count("applied") == 3 * len(SECRETS), timeout=5, what="one applied per change")
     assert not any(w.matching(is_event("rotation", outcome="failed")) for w in workers)
     case.check()
+
+
+def test_once_while_a_worker_runs_writes_each_change_once(case: FaultScene) -> None:
+    """`rotator once --force` next to a running worker with slow PATCHes: the lease lets only one write at a time."""
+    case.fault("`rotator once --force` x3 racing a worker, PATCHes held 0.5s")
+    first = steps.pair(case)
+    worker = steps.started(case)
+    steps.holds(case, "tenant-a", "acme", first)
+    case.emulator.knobs(stall={"seconds": 0.5, "every": 1, "method": "PATCH"})
+    for _ in range(3):
+        password = case.put(steps.path_of(case, "acme"))
+        case.rotator("once", "--force", expect=None)
+        steps.holds(case, "tenant-a", "acme", password)
+    case.emulator.knobs(stall=None)
+    assert worker.process.poll() is None
+    case.check()
