@@ -37,6 +37,13 @@ class Row:
     target: str
     secret: str
     intent_seq: int | None
+    actor: str = ""
+    error_code: str | None = None
+
+    def __str__(self) -> str:
+        closes = f" closes {self.intent_seq}" if self.intent_seq is not None else ""
+        code = f" [{self.error_code}]" if self.error_code else ""
+        return f"{self.seq} {self.at:.3f} {self.event}{closes}{code} {self.target}/{self.secret} by {self.actor}"
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ def as_row(mapping: Mapping[str, object]) -> Row:
         target=str(mapping["target"]),
         secret=str(mapping["secret"]),
         intent_seq=None if intent_seq is None else int(str(intent_seq)),
+        actor=str(mapping.get("actor", "")),
+        error_code=None if mapping.get("error_code") is None else str(mapping.get("error_code")),
     )
 
 

@@ -78,6 +78,7 @@ class FaultScene(Scene):
             shutdown_grace="8s",
             failure_backoff="1s",
             failure_backoff_max="3s",
+            reconcile_every="1s",  # well under the lease TTL: an orphaned intent closes within one TTL
             retry={"attempts": 3, "base_delay": "200ms", "max_delay": "1s", "total": "8s"},
         )
 
@@ -183,7 +184,10 @@ class FaultScene(Scene):
     def event_rows(self) -> list[invariants.Row]:
         with self.engine.connect() as conn:
             result = conn.execute(
-                sa.text("SELECT seq, recorded_at, event, target, secret, intent_seq FROM audit_events ORDER BY seq")
+                sa.text(
+                    "SELECT seq, recorded_at, event, target, secret, intent_seq, actor, error_code"
+                    " FROM audit_events ORDER BY seq"
+                )
             )
             return [invariants.as_row(row._mapping) for row in result]
 
@@ -229,7 +233,8 @@ class FaultScene(Scene):
             verdict = "ok" if not found else "FAIL"
             self.record.invariants[name] = f"{verdict}({longest:.1f}s)" if name == "resolved" else verdict
         broken = [f"{name}: {problem}" for name, found in problems.items() for problem in found]
-        assert not broken, "invariants broken:\n" + "\n".join(broken)
+        trail = "\n".join(f"  {row}" for row in rows)
+        assert not broken, "invariants broken:\n" + "\n".join(broken) + f"\nthe trail:\n{trail}"
 
     def _sentinels(self) -> set[str]:
         return invariants.leak_forms(self.credentials) | {self.vault.token, self.env[VAULT_TOKEN_ENV]}

@@ -7,6 +7,7 @@ Silent modes 2 and 3 are in test_postgres.py, 3 (owner dead) also in test_proces
 from __future__ import annotations
 
 from tests.e2e.processes import is_event
+from tests.e2e.scene import REGISTRY
 from tests.e2e.tomlwriter import to_toml
 from tests.faults import steps
 from tests.faults.scene import FaultScene
@@ -44,6 +45,8 @@ def test_silent_7_a_cron_that_never_fires_is_refused(case: FaultScene) -> None:
     assert checked.code == 2, checked
     assert "feb-thirty" in checked.stderr + checked.stdout
     assert "Traceback" not in checked.stderr
+    case.secrets[-1]["schedule"] = {"every": case.every}
+    case.write_config()  # a loadable file again, for `audit verify`
     case.check(expect_writes=False)
 
 
@@ -57,4 +60,6 @@ def test_silent_7_no_registry_host_and_no_registry_field_is_refused(case: FaultS
     assert checked.code == 2, checked
     assert "no-hosts" in checked.stderr + checked.stdout
     assert "Traceback" not in checked.stderr
+    case.secrets[-1]["registries"] = [REGISTRY]
+    case.write_config()  # a loadable file again, for `audit verify`
     case.check(expect_writes=False)
