@@ -164,7 +164,7 @@ class App:
 
     def _build_store(self, target: str) -> AICoreClient:
         from service.aicore.client import build_client
-        from service.aicore.servicekey import ServiceKeyError, parse_service_key
+        from service.aicore.servicekey import ServiceKeyError, cleartext_issues, parse_service_key
 
         config = self.settings.targets[target]
         where = f"targets.{target}.service_key"
@@ -172,6 +172,11 @@ class App:
             key = parse_service_key(self.resolve(config.service_key, where=where))
         except ServiceKeyError as e:
             raise ConfigError("configuration", [ConfigIssue(where, str(e))]) from None
+        issues = cleartext_issues(key, target=target, insecure_http=config.insecure_http)
+        if any(issue.severity == "error" for issue in issues):
+            raise ConfigError("configuration", [issue for issue in issues if issue.severity == "error"])
+        for issue in issues:
+            log.warning("transport.insecure", key=issue.location, problem=issue.problem)
         limit = config.max_concurrency or self.settings.rotation.per_target_concurrency
         client = build_client(
             target=target,
@@ -179,9 +184,23 @@ class App:
             timeout=config.timeout.total_seconds(),
             retry=self.settings.rotation.retry,
             max_connections=limit,
+            ca_file=str(config.ca_cert) if config.ca_cert else None,
         )
         self._closers.append((f"aicore {target}", client.close))
         return client
+
+    @cached_property
+    def http_token(self) -> str | None:
+        """The bearer token /status and /metrics require, or None when ``http.token`` is not set."""
+        ref = self.settings.http.token
+        return self.resolve(ref, where="http.token") if ref is not None else None
+
+    def warn_insecure_transport(self) -> None:
+        """Log, at start, every endpoint allowed in cleartext and a database reached without TLS."""
+        from service.checks import transport_warnings
+
+        for issue in transport_warnings(self.settings):
+            log.warning("transport.insecure", key=issue.location, problem=issue.problem)
 
     @cached_property
     def rotator(self) -> Rotator:

@@ -155,6 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from service.worker import Worker
 
     with App(load(args)) as app:
+        app.warn_insecure_transport()
         return Worker(app).run()
 
 
@@ -166,6 +167,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     settings = load(args)
     secrets = _select(settings, args.secret, args.target)
     with App(settings) as app:
+        app.warn_insecure_transport()
         app.require_schema()
         if not args.dry_run:
             app.rotator.recover({secret.name: secret for secret in settings.secrets})
@@ -308,6 +310,9 @@ def _handler_key(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from service.hardening import disable_core_dumps
+
+    disable_core_dumps()  # before any credential is read: a crash must not write them to disk
     parser = build_parser()
     args = parser.parse_args(argv)
     key = _handler_key(args)
