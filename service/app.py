@@ -84,11 +84,22 @@ class App:
 
     @cached_property
     def audit_key(self) -> bytes:
-        key = self.resolve(self.settings.audit.key, where="audit.key").encode()
+        return self._hmac_key(self.settings.audit.key, where="audit.key")
+
+    @cached_property
+    def previous_audit_keys(self) -> dict[str, bytes]:
+        """``audit.previous_keys`` by key id: fingerprints they made still count as unchanged."""
+        return {
+            previous.key_id: self._hmac_key(previous.key, where=f"audit.previous_keys[{index}] ({previous.key_id}).key")
+            for index, previous in enumerate(self.settings.audit.previous_keys)
+        }
+
+    def _hmac_key(self, ref: SecretRef, *, where: str) -> bytes:
+        key = self.resolve(ref, where=where).encode()
         if len(key) < MIN_AUDIT_KEY_BYTES:
             raise ConfigError(
                 "configuration",
-                [ConfigIssue("audit.key", f"the HMAC key must have at least {MIN_AUDIT_KEY_BYTES} bytes")],
+                [ConfigIssue(where, f"the HMAC key must have at least {MIN_AUDIT_KEY_BYTES} bytes")],
             )
         return key
 
@@ -223,6 +234,7 @@ class App:
             options=RotatorOptions(
                 audit_key=self.audit_key,
                 audit_key_id=self.settings.audit.key_id,
+                previous_audit_keys=self.previous_audit_keys,
                 actor=self.actor,
                 owner=self.owner,
                 lease_ttl=rotation.lease_ttl,
