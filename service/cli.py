@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from service import __version__
+from service import __version__, commands_vault
 
 if TYPE_CHECKING:
     from service.config import SecretConfig, Settings
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
 
     _add_audit(commands, common)
+    commands_vault.add_parsers(commands, common)
 
     db = commands.add_parser("db", parents=[common], help="database schema").add_subparsers(
         dest="db_command", metavar="SUBCOMMAND", required=True
@@ -299,11 +300,12 @@ def handlers() -> dict[str, Handler]:
         "emulator aicore": cmd_emulator_aicore,
         **audit,
         **db,
+        **commands_vault.HANDLERS,
     }
 
 
 def _handler_key(args: argparse.Namespace) -> str:
-    for sub in ("audit_command", "db_command", "emulator"):
+    for sub in ("audit_command", "db_command", "emulator", "vault_command"):
         if getattr(args, sub, None):
             return f"{args.command} {getattr(args, sub)}"
     return str(args.command)
