@@ -176,6 +176,7 @@ class App:
     def _build_store(self, target: str) -> AICoreClient:
         from service.aicore.client import build_client
         from service.aicore.servicekey import ServiceKeyError, cleartext_issues, parse_service_key
+        from service.aicore.tls import CABundleError
 
         config = self.settings.targets[target]
         where = f"targets.{target}.service_key"
@@ -189,14 +190,17 @@ class App:
         for issue in issues:
             log.warning("transport.insecure", key=issue.location, problem=issue.problem)
         limit = config.max_concurrency or self.settings.rotation.per_target_concurrency
-        client = build_client(
-            target=target,
-            key=key,
-            timeout=config.timeout.total_seconds(),
-            retry=self.settings.rotation.retry,
-            max_connections=limit,
-            ca_file=str(config.ca_cert) if config.ca_cert else None,
-        )
+        try:
+            client = build_client(
+                target=target,
+                key=key,
+                timeout=config.timeout.total_seconds(),
+                retry=self.settings.rotation.retry,
+                max_connections=limit,
+                ca_file=str(config.ca_cert) if config.ca_cert else None,
+            )
+        except CABundleError as e:
+            raise ConfigError("configuration", [ConfigIssue(f"targets.{target}.ca_cert", str(e))]) from None
         self._closers.append((f"aicore {target}", client.close))
         return client
 

@@ -24,6 +24,11 @@ def local_issues(settings: Settings) -> list[ConfigIssue]:
             issues.append(ConfigIssue(where, f"{target.service_key.file}: {e}"))
             continue
         issues += cleartext_issues(key, target=name, insecure_http=target.insecure_http)
+    issues += [
+        ConfigIssue(f"targets.{name}.ca_cert", f"CA bundle {target.ca_cert} does not exist or is not a file")
+        for name, target in settings.targets.items()
+        if target.ca_cert is not None and not target.ca_cert.is_file()
+    ]
     return issues
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from service.aicore.servicekey import cleartext_issues, parse_service_key
+from service.aicore.tls import tls_context
+from service.app import App
 from service.checks import transport_warnings
 from service.cli import main
 from service.config import load_settings
@@ -248,3 +252,77 @@ def test_check_offline_warns_about_allowed_cleartext_and_plain_database(
     assert f"warning: {path}: vault.address: cleartext http:// to vault is allowed by vault.insecure_http" in err
     assert f"warning: {path}: database.url: the database at postgres is reached without sslmode" in err
     assert f"warning: {path}: targets.eu.service_key: service key field url: cleartext http:// to aicore" in err
+
+
+def test_client_build_refuses_an_http_service_key_read_at_run_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key (file, env or Vault) with a cleartext URL stops the target's client build: ConfigError, no request."""
+    monkeypatch.setenv("TEST_AUDIT_KEY", "y" * 32)
+    settings = load_settings(config(tmp_path, key=key_with(auth="http://auth.example.com")), environ={})
+    with App(settings) as app, pytest.raises(ConfigError) as caught:
+        app.store("eu")
+    assert [issue.location for issue in caught.value.issues] == ["targets.eu.service_key"]
+    assert "service key field url: http:// to non-loopback host auth.example.com" in str(caught.value)
+
+
+def test_client_build_with_insecure_http_warns_naming_the_endpoint(tmp_path: Path) -> None:
+    """With targets.<t>.insecure_http the client is built, and the start logs a warning naming key and host."""
+    path = config(tmp_path, key=key_with(api="http://aicore:8900"), target_flag="insecure_http = true")
+    with App(load_settings(path, environ={})) as app, capture_logs() as logs:
+        assert app.store("eu").api_host == "aicore:8900"
+    [warning] = [entry for entry in logs if entry["event"] == "transport.insecure"]
+    assert warning["log_level"] == "warning"
+    assert warning["key"] == "targets.eu.service_key"
+    assert "aicore" in warning["problem"]
+
+
+def test_target_ca_cert_is_used_for_its_client(tmp_path: Path) -> None:
+    """targets.<t>.ca_cert: a bundle that cannot be loaded is a ConfigError naming it, so the setting is used."""
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("not a certificate\n")
+    path = config(tmp_path, target_flag=f'ca_cert = "{bogus}"')
+    with App(load_settings(path, environ={})) as app, pytest.raises(ConfigError) as caught:
+        app.store("eu")
+    [issue] = caught.value.issues
+    assert issue.location == "targets.eu.ca_cert"
+    assert issue.problem.startswith(f"cannot load CA bundle {bogus}")
+
+
+def test_target_ca_cert_is_trusted(tmp_path: Path) -> None:
+    """A readable bundle builds a verifying client whose context trusts exactly that bundle."""
+    import certifi
+
+    path = config(tmp_path, target_flag=f'ca_cert = "{certifi.where()}"')
+    with App(load_settings(path, environ={})) as app:
+        assert app.store("eu").api_host == "api.ai.example.com"
+    context = tls_context(parse_service_key(json.dumps(KEY)), ca_file=certifi.where())
+    assert context.verify_mode is ssl.CERT_REQUIRED
+    assert context.check_hostname
+
+
+def test_check_offline_names_a_missing_target_ca_cert(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`check --offline`: a targets.<t>.ca_cert that does not exist is an error naming the key."""
+    monkeypatch.setenv("TEST_AUDIT_KEY", "y" * 32)
+    monkeypatch.setenv("VAULT_TOKEN", "x")
+    path = config(tmp_path, target_flag=f'ca_cert = "{tmp_path / "nowhere.pem"}"')
+    assert main(["check", "--offline", "-c", str(path)]) == 2
+    assert "targets.eu.ca_cert: CA bundle" in capsys.readouterr().err
+
+
+def test_run_and_once_start_by_logging_allowed_cleartext_endpoints(tmp_path: Path) -> None:
+    """App.warn_insecure_transport (called by run and once) logs one warning per endpoint and for the database."""
+    path = config(
+        tmp_path,
+        vault="http://vault:8200",
+        vault_flag="insecure_http = true",
+        database="postgresql+psycopg://rotator@db.example.com/rotator",
+    )
+    with App(load_settings(path, environ={})) as app, capture_logs() as logs:
+        app.warn_insecure_transport()
+    assert [(e["event"], e["key"]) for e in logs] == [
+        ("transport.insecure", "vault.address"),
+        ("transport.insecure", "database.url"),
+    ]
