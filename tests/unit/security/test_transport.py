@@ -16,6 +16,7 @@ from service.checks import transport_warnings
 from service.cli import main
 from service.config import load_settings
 from service.errors import ConfigError
+from service.registry.endpoints import realm_allowed
 from service.transport import cleartext_rule, database_tls_warning, is_loopback
 
 BASE = """
@@ -326,3 +327,20 @@ def test_run_and_once_start_by_logging_allowed_cleartext_endpoints(tmp_path: Pat
         ("transport.insecure", "vault.address"),
         ("transport.insecure", "database.url"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("realm", "base", "allowed"),
+    [
+        ("http://127.0.0.1:5001/token", "http://127.0.0.1:5000", True),
+        ("http://registry.internal:5001/token", "http://registry.internal:5000", True),
+        ("http://auth.elsewhere/token", "http://registry.internal:5000", False),
+        ("http://auth.elsewhere/token", "http://127.0.0.1:5000", False),
+        ("https://auth.elsewhere/token", "http://registry.internal:5000", True),
+    ],
+)
+def test_an_http_registry_cannot_lead_the_credential_to_another_cleartext_host(
+    realm: str, base: str, allowed: bool
+) -> None:
+    """A plain-HTTP token realm is followed only on the registry's own host or loopback."""
+    assert realm_allowed(realm, base=base) is allowed
