@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from service.aicore.servicekey import ServiceKeyError, cleartext_issues, parse_service_key
-from service.config import Settings, local_ref_issues
+from service.config import Settings, local_ref_issues, short_interval_issues
 from service.errors import ConfigIssue
 from service.transport import cleartext_rule, database_tls_warning
 
@@ -29,7 +29,7 @@ def local_issues(settings: Settings) -> list[ConfigIssue]:
         for name, target in settings.targets.items()
         if target.ca_cert is not None and not target.ca_cert.is_file()
     ]
-    return issues
+    return issues + short_interval_issues(settings)
 
 
 def transport_warnings(settings: Settings) -> list[ConfigIssue]:

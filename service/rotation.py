@@ -32,12 +32,19 @@ class Action(enum.StrEnum):
     WRITE = "write"  # the credential changed (or was never written)
     UNCHANGED = "unchanged"  # same fingerprint as the last one applied: nothing to do
     FORCE = "force"  # unchanged, but written anyway on request
+    REPOINT = "repoint"  # unchanged, but the target now names another AI Core tenant or service key
 
 
-def decide(state: RotationState | None, new: Fingerprint, *, force: bool) -> Action:
-    """Write when the fingerprint differs from the last one applied; rewrite an unchanged one only when forced."""
+def decide(state: RotationState | None, new: Fingerprint, *, identity: str, force: bool) -> Action:
+    """Write when the fingerprint or the target's identity differs from the last write; else only when forced.
+
+    A state saved before identities were recorded (``target_identity`` NULL) adopts the
+    current one rather than rewriting every secret of every tenant at once.
+    """
     if state is None or state.fingerprint != str(new):
         return Action.WRITE
+    if state.target_identity is not None and state.target_identity != identity:
+        return Action.REPOINT
     return Action.FORCE if force else Action.UNCHANGED
 
 
@@ -65,16 +72,18 @@ class Decision:
 
 
 def decide_rendering(
-    state: RotationState | None, config: DockerConfigJson, *, keys: AuditKeys, force: bool
+    state: RotationState | None, config: DockerConfigJson, *, keys: AuditKeys, identity: str, force: bool
 ) -> Decision:
-    """``decide`` over a rendering, recognising a credential applied under a previous audit key as unchanged."""
+    """``decide`` over a rendering, recognising a credential applied under a previous audit key as unchanged.
+
+    Anything that writes (a re-pointed target, ``--force``) is fingerprinted with the current key.
+    """
     new = fingerprint(config, key=keys.key, key_id=keys.key_id)
     earlier = _under_previous_key(state, config, keys)
-    if earlier is not None and not force:
-        return Decision(Action.UNCHANGED, earlier)
-    if earlier is not None:
-        return Decision(Action.FORCE, new)
-    return Decision(decide(state, new, force=force), new)
+    if earlier is None:
+        return Decision(decide(state, new, identity=identity, force=force), new)
+    action = decide(state, earlier, identity=identity, force=force)  # the state holds ``earlier``: not a WRITE
+    return Decision(action, earlier if action is Action.UNCHANGED else new)
 
 
 def _under_previous_key(state: RotationState | None, config: DockerConfigJson, keys: AuditKeys) -> Fingerprint | None:
@@ -90,6 +99,15 @@ def _under_previous_key(state: RotationState | None, config: DockerConfigJson, k
         return None
     again = fingerprint(config, key=old_key, key_id=recorded.key_id)
     return recorded if hmac.compare_digest(again.digest, recorded.digest) else None
+
+
+def confirm_due(confirmed_at: datetime | None, *, now: datetime, period: timedelta) -> bool:
+    """Whether an unchanged secret should be looked up in AI Core (drift): at least once per schedule period.
+
+    Half a period, so that a run on every period boundary confirms even with jitter; extra
+    runs between (retries, re-checks, dynamic leases) do not add requests.
+    """
+    return confirmed_at is None or now - confirmed_at >= period / 2
 
 
 def verification_allows(result: VerificationResult, *, on_unreachable: str) -> bool:
@@ -143,10 +161,12 @@ class RotationResult:
     would_write: bool | None = None  # dry runs: whether a real run would write
     credential_expires_at: datetime | None = None
     next_run_at: datetime | None = None
+    target_identity: str | None = None  # the AI Core host and client id this rotation reached
+    confirmed: bool = False  # the secret was seen to exist in AI Core (a write's 202, or a GET)
 
     @property
     def failed(self) -> bool:
-        return self.outcome in (Outcome.FAILED, Outcome.REJECTED, Outcome.INTERRUPTED)
+        return self.outcome in (Outcome.FAILED, Outcome.REJECTED, Outcome.INTERRUPTED, Outcome.UNKNOWN)
 
 
 def state_after(previous: RotationState | None, result: RotationResult, *, now: datetime) -> RotationState:
@@ -157,9 +177,13 @@ def state_after(previous: RotationState | None, result: RotationResult, *, now: 
     )
     if result.verification is not None and result.verification != VerificationOutcome.SKIPPED:
         checked = replace(checked, verification=result.verification, verified_at=now)
+    if result.confirmed:
+        checked = replace(checked, confirmed_at=now)
     if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
+        identity = result.target_identity if result.outcome is Outcome.APPLIED else None
         return replace(
             checked,
+            target_identity=identity or base.target_identity or result.target_identity,
             fingerprint=result.fingerprint or base.fingerprint,
             source_version=result.source_version if result.source_version is not None else base.source_version,
             last_success_at=now,

@@ -18,16 +18,19 @@ from tests.unit.test_sweep import secret
 OLD, NEW = b"o" * 32, b"n" * 32
 CONFIG = DockerConfigJson('{"auths":{"r.example":{"auth":"dTpw","password":"p","username":"u"}}}')
 KEY = RotationKey("eu", "acme-registry")
+ID = "api.ai.example.com sb-client"
 
 
-def state_with(fp: str | None) -> RotationState:
-    return RotationState(key=KEY, fingerprint=fp)
+def state_with(fp: str | None, identity: str | None = ID) -> RotationState:
+    return RotationState(key=KEY, fingerprint=fp, target_identity=identity)
 
 
 def test_unchanged_under_a_previous_key_is_not_written() -> None:
     """The state's k0 fingerprint equals k0's fingerprint of the new rendering: unchanged, and k0's fingerprint kept."""
     old = fingerprint(CONFIG, key=OLD, key_id="k0")
-    decision = decide_rendering(state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), force=False)
+    decision = decide_rendering(
+        state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), identity=ID, force=False
+    )
     assert decision.action is Action.UNCHANGED
     assert decision.fingerprint == old
 
@@ -35,7 +38,9 @@ def test_unchanged_under_a_previous_key_is_not_written() -> None:
 def test_a_real_change_is_written_under_the_new_key() -> None:
     """Another rendering than the one applied under k0 is a write, fingerprinted with k1."""
     old = fingerprint(DockerConfigJson('{"auths":{}}'), key=OLD, key_id="k0")
-    decision = decide_rendering(state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), force=False)
+    decision = decide_rendering(
+        state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), identity=ID, force=False
+    )
     assert decision.action is Action.WRITE
     assert decision.fingerprint == fingerprint(CONFIG, key=NEW, key_id="k1")
 
@@ -43,21 +48,34 @@ def test_a_real_change_is_written_under_the_new_key() -> None:
 def test_without_the_previous_key_everything_looks_changed() -> None:
     """The problem the setting solves: a new key_id alone makes an unchanged credential a write."""
     old = fingerprint(CONFIG, key=OLD, key_id="k0")
-    decision = decide_rendering(state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW), force=False)
+    decision = decide_rendering(state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW), identity=ID, force=False)
     assert decision.action is Action.WRITE
 
 
 def test_a_previous_key_under_a_reused_id_does_not_match_another_key() -> None:
     """A recorded k0 fingerprint is only compared with k0's key: a different key under the same id is a write."""
     old = fingerprint(CONFIG, key=OLD, key_id="k0")
-    decision = decide_rendering(state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": NEW}), force=False)
+    decision = decide_rendering(
+        state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": NEW}), identity=ID, force=False
+    )
     assert decision.action is Action.WRITE
+
+
+def test_a_repointed_target_is_written_under_the_new_key() -> None:
+    """Unchanged under k0 but the target now names another tenant: a write (REPOINT) with k1's fingerprint."""
+    old = fingerprint(CONFIG, key=OLD, key_id="k0")
+    state = state_with(str(old), identity="api.other.example.com sb-client")
+    decision = decide_rendering(state, CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), identity=ID, force=False)
+    assert decision.action is Action.REPOINT
+    assert decision.fingerprint == fingerprint(CONFIG, key=NEW, key_id="k1")
 
 
 def test_force_writes_under_the_new_key() -> None:
     """--force on a credential unchanged under k0 writes it, with k1's fingerprint."""
     old = fingerprint(CONFIG, key=OLD, key_id="k0")
-    decision = decide_rendering(state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), force=True)
+    decision = decide_rendering(
+        state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), identity=ID, force=True
+    )
     assert decision.action is Action.FORCE
     assert decision.fingerprint.key_id == "k1"
 
@@ -66,7 +84,11 @@ def test_force_writes_under_the_new_key() -> None:
 def test_no_or_malformed_state_is_a_write(recorded: str | None) -> None:
     """No state, or a fingerprint that does not parse, is simply a write under the current key."""
     decision = decide_rendering(
-        state_with(recorded) if recorded else None, CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), force=False
+        state_with(recorded) if recorded else None,
+        CONFIG,
+        keys=AuditKeys("k1", NEW, {"k0": OLD}),
+        identity=ID,
+        force=False,
     )
     assert decision.action is Action.WRITE
 
@@ -74,7 +96,9 @@ def test_no_or_malformed_state_is_a_write(recorded: str | None) -> None:
 def test_current_key_behaves_as_before() -> None:
     """Under the current key: same fingerprint is unchanged, nothing else involved."""
     new = fingerprint(CONFIG, key=NEW, key_id="k1")
-    decision = decide_rendering(state_with(str(new)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), force=False)
+    decision = decide_rendering(
+        state_with(str(new)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), identity=ID, force=False
+    )
     assert (decision.action, decision.fingerprint) == (Action.UNCHANGED, new)
 
 

@@ -38,21 +38,25 @@ every = "6h"
 [[secrets]]
 name = "acme-registry"
 targets = ["eu", "us"]
+registries = ["registry.acme.example"]
 source = {kind = "kv2", mount = "secret/", path = "/registries/acme"}
 
 [[secrets]]
 name = "acme-pinned"
 targets = ["eu"]
+registries = ["registry.acme.example"]
 source = {kind = "kv2", mount = "secret", path = "registries/acme", version = 3}
 
 [[secrets]]
 name = "legacy-registry"
 targets = ["eu"]
+registries = ["legacy.example"]
 source = {kind = "kv1", mount = "kv", path = "legacy"}
 
 [[secrets]]
 name = "ghcr-pull"
 targets = ["us"]
+registries = ["ghcr.io"]
 source = {kind = "dynamic", mount = "artifactory", path = "token/ci-pull"}
 """
 
