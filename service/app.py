@@ -296,7 +296,7 @@ class App:
 
 
 def probe_dependencies(settings: Settings) -> int:
-    """`rotator check` online: reach Vault, the database and every target's XSUAA; 0 or 3."""
+    """`rotator check` online: reach Vault, the database and every target's XSUAA; 0, 3, or 2 on a config error."""
     results: list[tuple[str, str]] = []
     with App(settings) as app:
         results.append(("vault", _probe(lambda: app.vault_session.check())))  # noqa: PLW0108 (built inside the probe)
@@ -305,6 +305,8 @@ def probe_dependencies(settings: Settings) -> int:
             results.append((f"aicore {target}", _probe(lambda t=target: app.store(t).check())))  # type: ignore[misc]
     for name, outcome in results:
         print(f"{'ok  ' if outcome == 'ok' else 'FAIL'} {name}: {outcome}")  # noqa: T201 (a command's output)
+    if any(outcome.startswith(f"{ConfigError.code}:") for _, outcome in results):
+        return 2  # e.g. a service key read from Vault with a cleartext URL: the config, not the network
     return 0 if all(outcome == "ok" for _, outcome in results) else 3
 
 
