@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
-from service import __version__
+from service import __version__, commands_vault
 
 if TYPE_CHECKING:
     from service.config import SecretConfig, Settings
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
 
     _add_audit(commands, common)
+    commands_vault.add_parsers(commands, common)
 
     db = commands.add_parser("db", parents=[common], help="database schema").add_subparsers(
         dest="db_command", metavar="SUBCOMMAND", required=True
@@ -156,6 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from service.worker import Worker
 
     with App(load(args)) as app:
+        app.warn_insecure_transport()
         return Worker(app, config_path=config_path(getattr(args, "config", None))).run()
 
 
@@ -167,6 +169,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     settings = load(args)
     secrets = _select(settings, args.secret, args.target)
     with App(settings) as app:
+        app.warn_insecure_transport()
         app.require_schema()
         if not args.dry_run:
             app.rotator.recover(settings.pairs())
@@ -325,17 +328,21 @@ def handlers() -> dict[str, Handler]:
         "emulator aicore": cmd_emulator_aicore,
         **audit,
         **db,
+        **commands_vault.HANDLERS,
     }
 
 
 def _handler_key(args: argparse.Namespace) -> str:
-    for sub in ("audit_command", "db_command", "emulator"):
+    for sub in ("audit_command", "db_command", "emulator", "vault_command"):
         if getattr(args, sub, None):
             return f"{args.command} {getattr(args, sub)}"
     return str(args.command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from service.hardening import disable_core_dumps
+
+    disable_core_dumps()  # before any credential is read: a crash must not write them to disk
     parser = build_parser()
     args = parser.parse_args(argv)
     key = _handler_key(args)

@@ -426,7 +426,7 @@ class Worker:
         if not self.settings.http.enabled:
             return
         probes = Probes(live=self._live, ready=self._ready, metrics=self.app.metrics.exposition, status=self.status)
-        self._http = HealthServer(listen=self.settings.http.listen, probes=probes)
+        self._http = HealthServer(listen=self.settings.http.listen, probes=probes, token=self.app.http_token)
         self._http.start()
 
     def _live(self) -> bool:
