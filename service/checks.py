@@ -5,13 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from service.aicore.servicekey import ServiceKeyError, parse_service_key
-from service.config import Settings, local_ref_issues
+from service.config import Settings, local_ref_issues, unknown_env_issues
 from service.errors import ConfigIssue
 
 
-def local_issues(settings: Settings) -> list[ConfigIssue]:
-    """Problems found without the network: referenced files, variables, service keys."""
-    issues = local_ref_issues(settings)
+def local_issues(settings: Settings, *, structure_only: bool = False) -> list[ConfigIssue]:
+    """Problems found without the network: unknown variables, referenced files and variables, service keys.
+
+    ``structure_only`` stops after the structure (already validated by loading) and the
+    unknown variables: a CI lint where the secret files and variables are not mounted.
+    """
+    issues = unknown_env_issues(settings)
+    if structure_only:
+        return issues
+    issues += local_ref_issues(settings)
     broken = {issue.location for issue in issues if issue.severity == "error"}
     for name, target in settings.targets.items():
         where = f"targets.{name}.service_key"
