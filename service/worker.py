@@ -186,7 +186,7 @@ class Worker:
             if result.next_run_at is not None and job is not None and result.next_run_at < job:
                 self.run_soon(result.key.secret, result.next_run_at)
             if job is not None:
-                self.app.metrics.next_run.labels(secret=result.key.secret).set(job.timestamp())
+                self.app.metrics.next_run_at(secret=result.key.secret, at=job)
 
     def _recover(self) -> None:
         report = self.app.rotator.recover(self._secrets)
@@ -196,9 +196,7 @@ class Worker:
     def _maintain_vault(self) -> None:
         try:
             self.app.vault_session.maintain()
-            expires = self.app.vault_session.token_expires_at()
-            if expires is not None:
-                self.app.metrics.vault_token_expiry.set(expires)
+            self.app.metrics.vault_token_expires_at(self.app.vault_session.token_expires_at())
         except RotatorError as e:
             log.error("vault.maintenance_failed", error=e.code, message=str(e))
 
