@@ -335,11 +335,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_handler(handler: Handler, args: argparse.Namespace) -> int:
-    from service.errors import ConfigError, DependencyUnavailable, RotatorError, SchemaNotCurrent
+    from service.errors import AuditMisconfigured, ConfigError, DependencyUnavailable, RotatorError, SchemaNotCurrent
 
     try:
         return handler(args)
-    except SchemaNotCurrent as e:
+    except (SchemaNotCurrent, AuditMisconfigured) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as e:
