@@ -268,11 +268,13 @@ def load(args: argparse.Namespace, *, warn: bool = True) -> Settings:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from service import checks
+    from service.config import ENV_PREFIX
 
     settings = load(args, warn=False)
     issues = checks.local_issues(settings, structure_only=args.structure_only)
     for issue in issues:
-        print(f"{issue.severity}: {issue.render(_source(args))}", file=sys.stderr)
+        where = "environment" if issue.location.startswith(ENV_PREFIX) else _source(args)
+        print(f"{issue.severity}: {issue.render(where)}", file=sys.stderr)
     if any(issue.severity == "error" for issue in issues):
         return EXIT_USAGE
     print(checks.summary(settings))

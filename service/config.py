@@ -588,7 +588,7 @@ def unknown_env_issues(settings: Settings | None, *, environ: Mapping[str, str] 
 
 
 def _unknown_env_problem(rest: str, sections: set[str]) -> str:
-    problem = "environment variable ignored: the settings have no such section"
+    problem = f"ignored: the settings have no section {rest.split('__', 1)[0].lower()!r}"
     for section in sorted(sections, key=len, reverse=True):
         if rest.startswith(section + "_") and not rest.startswith(section + "__"):
             return f"{problem} (did you mean {ENV_PREFIX}{section}__{rest.removeprefix(section + '_')}?)"

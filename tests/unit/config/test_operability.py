@@ -94,8 +94,10 @@ def test_check_prints_the_warning(
     monkeypatch.setenv("ROTATOR_VAULT_ADDRESS", "http://vault:8200")
     assert main(["check", "--offline", "--structure-only", "-c", str(EXAMPLE)]) == 0
     err = capsys.readouterr().err
-    assert "warning: " in err
-    assert "ROTATOR_VAULT_ADDRESS: environment variable ignored" in err
+    assert (
+        "warning: environment: ROTATOR_VAULT_ADDRESS: ignored: the settings have no section 'vault_address' "
+        "(did you mean ROTATOR_VAULT__ADDRESS?)"
+    ) in err
 
 
 def test_example_config_passes_structure_only(
@@ -126,3 +128,15 @@ def test_durations_print_as_written(text: str | int, shown: str) -> None:
     """Durations print in the config's own units, never as 0:00:04."""
     value = parse_duration(text)
     assert format_duration(value if isinstance(value, timedelta) else timedelta(seconds=value)) == shown
+
+
+def test_other_commands_log_the_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Commands that load the config (run, once, status...) log one warning event naming the variable."""
+    monkeypatch.setenv("ROTATOR_VAUTL__ADDRESS", "http://vault:8200")
+    cli.load(argparse.Namespace(config=str(log_config(tmp_path, level="info"))))
+    (line,) = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert line["event"] == "config.unknown_variable"
+    assert line["level"] == "warning"
+    assert line["variable"] == "ROTATOR_VAUTL__ADDRESS"
