@@ -23,7 +23,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 Handler = Callable[[argparse.Namespace], int]
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+class HelpFormatter(argparse.HelpFormatter):
     """Every option's help ends with its choices and its default (when it has a real one)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
