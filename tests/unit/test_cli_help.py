@@ -135,3 +135,15 @@ def test_check_summary_prints_durations_as_written(
     out = capsys.readouterr().out
     assert "every 6h;" in out
     assert "6:00:00" not in out
+
+
+def test_status_refuses_unknown_names_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`status --secret` or `--target` naming nothing configured exits 2 naming it, before any connection."""
+    monkeypatch.delenv("ROTATOR_CONFIG", raising=False)
+    example = Path(__file__).resolve().parents[2] / "config" / "rotator.example.toml"
+    assert main(["status", "-c", str(example), "--secret", "no-such-secret", "--target", "mars"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "error: command line: --secret: no secret named 'no-such-secret' in the configuration" in err
+    assert "error: command line: --target: no target named 'mars' in the configuration" in err
