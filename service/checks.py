@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from service.aicore.servicekey import ServiceKeyError, parse_service_key
-from service.config import Settings, local_ref_issues, unknown_env_issues
+from service.config import Settings, local_ref_issues, short_interval_issues, unknown_env_issues
 from service.errors import ConfigIssue
 
 
@@ -15,7 +15,7 @@ def local_issues(settings: Settings, *, structure_only: bool = False) -> list[Co
     ``structure_only`` stops after the structure (already validated by loading) and the
     unknown variables: a CI lint where the secret files and variables are not mounted.
     """
-    issues = unknown_env_issues(settings)
+    issues = unknown_env_issues(settings) + short_interval_issues(settings)
     if structure_only:
         return issues
     issues += local_ref_issues(settings)

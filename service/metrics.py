@@ -107,6 +107,12 @@ class Metrics:
             ["target", "secret"],
             registry=r,
         )
+        self.stale = Gauge(
+            "rotator_secret_stale",
+            "1 if the pair's last success is older than its schedule allows (period + misfire grace), else 0.",
+            ["target", "secret"],
+            registry=r,
+        )
         self.audit_head = Gauge("rotator_audit_chain_head_seq", "Sequence number of the audit chain head.", registry=r)
         self.sweep_duration = Histogram(
             "rotator_sweep_duration_seconds", "Duration of one sweep.", buckets=DURATION_BUCKETS, registry=r
@@ -139,6 +145,10 @@ class Metrics:
             self.verification_ok.labels(target=target, secret=secret).set(1 if verification == "ok" else 0)
         if outcome in SYNCED_OUTCOMES | UNSYNCED_OUTCOMES:
             self.synced.labels(target=target, secret=secret).set(1 if outcome in SYNCED_OUTCOMES else 0)
+
+    def pair_stale(self, *, target: str, secret: str, stale: bool) -> None:
+        """1 while the pair's last success is older than its schedule allows, else 0."""
+        self.stale.labels(target=target, secret=secret).set(1 if stale else 0)
 
     def next_run_at(self, *, secret: str, at: datetime) -> None:
         """The secret's next scheduled run."""

@@ -30,6 +30,7 @@ class Trigger(enum.StrEnum):
     MANUAL = "manual"
     STARTUP = "startup"
     ROLLBACK = "rollback"
+    RECONCILE = "reconcile"  # a live worker closed an open intent of a free pair and rotates it again
 
 
 class EventType(enum.StrEnum):
@@ -40,12 +41,17 @@ class EventType(enum.StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     REJECTED = "rejected"
+    UNKNOWN = "unknown"  # the PATCH may have landed (timeout or connection lost after sending)
+    MISSING = "missing"  # the secret no longer exists in AI Core (drift) and is not re-created
     FORCED = "forced"
     PAUSED = "paused"
+    RESUMED = "resumed"
+    PINNED = "pinned"
+    UNPINNED = "unpinned"
 
     @property
     def is_outcome(self) -> bool:
-        return self in (EventType.APPLIED, EventType.FAILED, EventType.INTERRUPTED)
+        return self in (EventType.APPLIED, EventType.FAILED, EventType.INTERRUPTED, EventType.UNKNOWN)
 
 
 class Outcome(enum.StrEnum):
@@ -58,6 +64,9 @@ class Outcome(enum.StrEnum):
     SKIPPED = "skipped"  # another replica holds the lease, or it already ran for this due time
     DRY_RUN = "dry_run"
     INTERRUPTED = "interrupted"
+    UNKNOWN = "unknown"  # the write may have landed; the next run settles it
+    PAUSED = "paused"  # an operator paused the pair: skipped
+    DEFERRED = "deferred"  # inside a deny window: postponed to its end
 
 
 class VerificationOutcome(enum.StrEnum):
@@ -188,6 +197,9 @@ class AuditEvent:
     message: str | None = None  # sanitised: never a value, body or header
     duration_ms: int | None = None
     intent_seq: int | None = None  # outcomes name the intent they close
+    operator: str | None = None  # manual actions: the person (``--operator`` or user@host), not the worker
+    reason: str | None = None  # manual actions: why, in the operator's words (sanitised like message)
+    aicore_error_code: str | None = None  # AI Core's own ``code`` from its error body; ``error_code`` is ours
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,6 +211,7 @@ class AuditRecord:
     event: AuditEvent
     prev_hash: str
     row_hash: str
+    format: int = 2  # canonical format the row was hashed in (docs/audit.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +240,8 @@ class RotationState:
     credential_expires_at: datetime | None = None
     verification: str | None = None
     verified_at: datetime | None = None
+    target_identity: str | None = None  # the AI Core API host and client id the fingerprint was applied to
+    confirmed_at: datetime | None = None  # when the secret was last seen to exist in AI Core
 
 
 @dataclass(frozen=True, slots=True)

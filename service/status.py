@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from service.config import SecretConfig
+from service.health import stale
 from service.model import Fingerprint, RotationKey, RotationState
 
 COLUMNS = (
@@ -18,19 +19,31 @@ COLUMNS = (
     "next_run_at",
     "fingerprint",
     "verification",
+    "stale",
 )
 
 
-def status_rows(secrets: Iterable[SecretConfig], states: Mapping[RotationKey, RotationState]) -> list[dict[str, Any]]:
-    """One row per configured (target, secret); a key never rotated shows as such."""
+def status_rows(
+    secrets: Iterable[SecretConfig],
+    states: Mapping[RotationKey, RotationState],
+    *,
+    now: datetime,
+    allowance: Callable[[SecretConfig], timedelta],
+) -> list[dict[str, Any]]:
+    """One row per configured (target, secret); a key never rotated shows as such.
+
+    ``allowance`` is how old a pair's last success may be before it counts as stale.
+    """
     rows = []
     for secret in secrets:
         for target in secret.targets:
-            state = states.get(RotationKey(target, secret.name)) or RotationState(key=RotationKey(target, secret.name))
+            stored = states.get(RotationKey(target, secret.name))
+            state = stored or RotationState(key=RotationKey(target, secret.name))
             rows.append(
                 {
                     "target": target,
                     "secret": secret.name,
+                    "stale": stale(stored, now=now, allowance=allowance(secret)),
                     "last_outcome": state.last_outcome or "never",
                     "last_error_code": state.last_error_code,
                     "last_attempt_at": _iso(state.last_attempt_at),
@@ -42,9 +55,21 @@ def status_rows(secrets: Iterable[SecretConfig], states: Mapping[RotationKey, Ro
                     "verification": state.verification,
                     "verified_at": _iso(state.verified_at),
                     "credential_expires_at": _iso(state.credential_expires_at),
+                    "confirmed_at": _iso(state.confirmed_at),
+                    "target_identity": state.target_identity,
                 }
             )
     return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Counts over the rows: pairs, stale, never rotated, failing."""
+    return {
+        "pairs": len(rows),
+        "stale": sum(1 for row in rows if row["stale"]),
+        "never": sum(1 for row in rows if row["last_outcome"] == "never"),
+        "failing": sum(1 for row in rows if row["failures"]),
+    }
 
 
 def filter_rows(

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from service.audit.tables import HASHED_COLUMNS
+from service.audit.tables import CURRENT_FORMAT, HASHED_COLUMNS, HASHED_COLUMNS_V1
 from service.errors import AuditError
 from service.model import AuditEvent, AuditRecord, ChainHead, EventType, Trigger
 
@@ -35,12 +35,15 @@ def format_time(moment: datetime) -> str:
 # One encoder, reused: no whitespace, UTF-8 text as is, no NaN. Keys are inserted in sorted
 # order (equivalent to sort_keys=True, which costs a sort per row).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_SORTED_COLUMNS = tuple(sorted(HASHED_COLUMNS))
+_SORTED_COLUMNS = {1: tuple(sorted(HASHED_COLUMNS_V1)), 2: tuple(sorted(HASHED_COLUMNS))}
 
 
 def canonical_bytes(row: RowLike) -> bytes:
-    """The bytes the row hash covers: sorted compact JSON of the hashed columns, UTF-8."""
-    document = {name: row[name] for name in _SORTED_COLUMNS}
+    """The bytes the row hash covers: sorted compact JSON of its format's hashed columns, UTF-8."""
+    columns = _SORTED_COLUMNS.get(row.get("format") or 1)
+    if columns is None:
+        raise ValueError(f"unknown canonical format {row.get('format')!r}")
+    document = {name: row[name] for name in columns}
     document["recorded_at"] = format_time(row["recorded_at"])
     document["registries"] = [str(host) for host in row["registries"]]
     return _ENCODER.encode(document).encode("utf-8")
@@ -60,13 +63,15 @@ def event_row(event: AuditEvent, *, seq: int, recorded_at: datetime) -> dict[str
         event=str(event.event),
         trigger=str(event.trigger),
         registries=list(event.registries),
+        format=CURRENT_FORMAT,
     )
     return row
 
 
 def record_row(record: AuditRecord) -> dict[str, Any]:
-    """Every column of a record, as stored."""
+    """Every column of a record, as stored (rows read back keep the format they were written in)."""
     row = event_row(record.event, seq=record.seq, recorded_at=record.recorded_at)
+    row["format"] = record.format
     return {**row, "prev_hash": record.prev_hash, "row_hash": record.row_hash}
 
 
@@ -77,7 +82,11 @@ def chain(events: Sequence[AuditEvent], *, head: ChainHead, recorded_at: datetim
     for event in events:
         seq += 1
         digest = row_hash(prev, event_row(event, seq=seq, recorded_at=recorded_at))
-        records.append(AuditRecord(seq=seq, recorded_at=recorded_at, event=event, prev_hash=prev, row_hash=digest))
+        records.append(
+            AuditRecord(
+                seq=seq, recorded_at=recorded_at, event=event, prev_hash=prev, row_hash=digest, format=CURRENT_FORMAT
+            )
+        )
         prev = digest
     return records
 
@@ -100,4 +109,5 @@ def record_from_row(row: RowLike) -> AuditRecord:
         event=AuditEvent(**values),
         prev_hash=row["prev_hash"],
         row_hash=row["row_hash"],
+        format=row.get("format") or 1,
     )

@@ -47,12 +47,18 @@ audit_events = sa.Table(
     sa.Column("message", sa.Text),
     sa.Column("duration_ms", sa.BigInteger),
     sa.Column("intent_seq", sa.BigInteger),
+    # Added by migration 0002 (canonical format 2, docs/audit.md): rows of format 1 hash without them.
+    sa.Column("format", sa.SmallInteger, nullable=False, server_default="1"),
+    sa.Column("operator", sa.Text),  # the person behind a manual action, beside the worker's actor
+    sa.Column("reason", sa.Text),  # why they did it, as they said it
+    sa.Column("aicore_error_code", sa.Text),  # AI Core's own `code` from its error body, beside ours
     sa.Column("prev_hash", sa.Text, nullable=False),
     sa.Column("row_hash", sa.Text, nullable=False),
     sa.CheckConstraint("seq > 0", name="seq_positive"),
     sa.CheckConstraint("intent_seq IS NULL OR intent_seq < seq", name="intent_before_outcome"),
     sa.CheckConstraint(f"prev_hash ~ '{HEX64}'", name="prev_hash_hex"),
     sa.CheckConstraint(f"row_hash ~ '{HEX64}'", name="row_hash_hex"),
+    sa.CheckConstraint("format IN (1, 2)", name="format_known"),
     # Newest-first listings by each filter: a backward scan of (filter, seq) stops at LIMIT.
     sa.Index(None, "secret", "seq"),
     sa.Index(None, "target", "seq"),
@@ -61,10 +67,15 @@ audit_events = sa.Table(
     sa.Index(None, "run_id", "seq"),
     sa.Index(None, "recorded_at"),
     sa.Index(None, "intent_seq", postgresql_where=sa.text("intent_seq IS NOT NULL")),
+    sa.Index(None, "operator", "seq", postgresql_where=sa.text("operator IS NOT NULL")),
 )
 
-# The hash covers every column but the two hashes, in this (documented) set.
+# The hash covers every column but the two hashes, in this (documented) set: canonical format 2.
 HASHED_COLUMNS: tuple[str, ...] = tuple(c.name for c in audit_events.columns if c.name not in ("prev_hash", "row_hash"))
+# Rows of format 1 (written before migration 0002) hash exactly the 24 columns of 0001.
+FORMAT_2_COLUMNS = ("format", "operator", "reason", "aicore_error_code")
+HASHED_COLUMNS_V1: tuple[str, ...] = tuple(c for c in HASHED_COLUMNS if c not in FORMAT_2_COLUMNS)
+CURRENT_FORMAT = 2
 
 audit_chain_head = sa.Table(
     "audit_chain_head",
@@ -94,6 +105,10 @@ rotation_state = sa.Table(
     sa.Column("credential_expires_at", sa.DateTime(timezone=True)),
     sa.Column("verification", sa.Text),
     sa.Column("verified_at", sa.DateTime(timezone=True)),
+    # Added by migration 0002: whom the fingerprint was applied to (API host + client id), and
+    # when the secret was last seen to exist in AI Core (drift check).
+    sa.Column("target_identity", sa.Text),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 

@@ -128,7 +128,8 @@ def test_check_summary_prints_durations_as_written(
     path = tmp_path / "rotator.toml"
     path.write_text(
         '[targets.eu]\nservice_key = {file = "/nowhere/eu.json"}\n'
-        '[[secrets]]\nname = "acme-registry"\ntargets = ["eu"]\nsource = {path = "registries/acme"}\n'
+        '[[secrets]]\nname = "acme-registry"\ntargets = ["eu"]\nregistries = ["registry.acme.example"]\n'
+        'source = {path = "registries/acme"}\n'
         'schedule = {every = "6h"}\n'
     )
     assert main(["check", "--structure-only", "-c", str(path)]) == 0

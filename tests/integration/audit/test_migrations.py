@@ -68,7 +68,7 @@ def test_require_head_refuses_an_older_revision(engine: Engine) -> None:
     """A database at an older revision is named in the error with the head it should reach."""
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = 'older'"))
-    with pytest.raises(SchemaNotCurrent, match=r"revision older, head is 0001.*this rotator"):
+    with pytest.raises(SchemaNotCurrent, match=rf"revision older, head is {migrate.head()}.*this rotator"):
         migrate.require_head(engine)
 
 
@@ -89,3 +89,43 @@ def test_check_constraints_carry_the_metadata_names(engine: Engine) -> None:
         stored = {check["name"] for check in inspector.get_check_constraints(table.name)}
         declared = {c.name for c in table.constraints if isinstance(c, sa.CheckConstraint)}
         assert stored == declared, table.name
+
+
+def test_rows_written_before_format_2_still_verify_after_the_upgrade(empty_engine: Engine) -> None:
+    """Rows chained at revision 0001 keep their hashes; rows appended after 0002 chain on from them."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from service.audit.chain import GENESIS, event_row, row_hash
+    from service.audit.store import AuditStore
+    from service.audit.tables import FORMAT_2_COLUMNS
+    from service.audit.verify import verify_chain
+    from service.model import AuditEvent, EventType, Trigger
+
+    migrate.upgrade(empty_engine, "0001")
+    event = AuditEvent(
+        event=EventType.INTENT, run_id="r1", target="eu", api_host="api.example.com", secret="reg-0001",
+        registries=("ghcr.io",), trigger=Trigger.SCHEDULE, actor="rotator/0.1@pod-0",
+    )  # fmt: skip
+    prev, at = GENESIS, datetime(2026, 1, 1, tzinfo=UTC)
+    with empty_engine.begin() as conn:
+        for seq in (1, 2):
+            row = {**event_row(event, seq=seq, recorded_at=at), "format": 1}
+            digest = row_hash(prev, row)
+            stored = {k: v for k, v in row.items() if k not in FORMAT_2_COLUMNS}
+            columns = ", ".join(stored) + ", prev_hash, row_hash"
+            values = ", ".join(f":{k}" for k in stored) + ", :prev_hash, :row_hash"
+            conn.execute(
+                sa.text(f"INSERT INTO audit_events ({columns}) VALUES ({values})"),  # noqa: S608 (column names are ours)
+                {**stored, "prev_hash": prev, "row_hash": digest},
+            )
+            prev = digest
+        conn.execute(sa.text("UPDATE audit_chain_head SET seq = 2, row_hash = :h"), {"h": prev})
+    migrate.upgrade(empty_engine)
+    AuditStore(empty_engine).append([dataclasses.replace(event, operator="ops@host", reason="a test")])
+    result = verify_chain(empty_engine)
+    assert result.problem is None
+    assert result.rows_checked == 3
+    with empty_engine.connect() as conn:
+        formats = conn.execute(sa.text("SELECT format FROM audit_events ORDER BY seq")).scalars().all()
+    assert formats == [1, 1, 2]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
 
 from service.audit.chain import GENESIS, canonical_bytes, chain, event_row, format_time, row_hash
 from service.audit.tables import HASHED_COLUMNS, audit_events
@@ -25,6 +28,15 @@ EVENT = AuditEvent(
     intent_seq=1,
 )
 EXPECTED = (
+    '{"actor":"pod-0/1.0","aicore_error_code":null,"aicore_request_id":null,"api_host":"api.example.com",'
+    '"duration_ms":null,"error_code":null,"event":"applied","fingerprint":null,"format":2,"http_status":202,'
+    '"intent_seq":1,"message":"café ✓","operator":null,"previous_fingerprint":null,"reason":null,'
+    '"recorded_at":"2024-05-01T12:00:00.000005Z","registries":["ghcr.io","docker.io"],"registry_username":null,'
+    '"run_id":"r1","secret":"ghcr-pull","seq":2,"source_mount":null,"source_path":null,"source_version":null,'
+    '"target":"eu","trigger":"schedule","vault_request_id":null,"verification":null}'
+)
+# The same row as format 1 (written before migration 0002): exactly the 24 members of 0001.
+EXPECTED_V1 = (
     '{"actor":"pod-0/1.0","aicore_request_id":null,"api_host":"api.example.com","duration_ms":null,'
     '"error_code":null,"event":"applied","fingerprint":null,"http_status":202,"intent_seq":1,'
     '"message":"café ✓","previous_fingerprint":null,"recorded_at":"2024-05-01T12:00:00.000005Z",'
@@ -37,6 +49,26 @@ EXPECTED = (
 def test_canonical_bytes_match_the_specification() -> None:
     """Sorted keys, no whitespace, nulls kept, UTF-8 unescaped, microsecond UTC times, arrays in order."""
     assert canonical_bytes(event_row(EVENT, seq=2, recorded_at=AT)) == EXPECTED.encode("utf-8")
+
+
+def test_format_1_rows_keep_their_24_members() -> None:
+    """A row written before migration 0002 hashes exactly as it did: no format, operator, reason or AI Core code."""
+    row = {**event_row(EVENT, seq=2, recorded_at=AT), "format": 1}
+    assert canonical_bytes(row) == EXPECTED_V1.encode("utf-8")
+
+
+def test_an_unknown_format_is_refused() -> None:
+    """A row claiming a format this version does not know is not hashed by guesswork."""
+    with pytest.raises(ValueError, match="unknown canonical format"):
+        canonical_bytes({**event_row(EVENT, seq=2, recorded_at=AT), "format": 3})
+
+
+def test_format_2_members_are_hashed() -> None:
+    """The operator, the reason and AI Core's own code are covered by the hash of a format 2 row."""
+    plain = row_hash(GENESIS, event_row(EVENT, seq=2, recorded_at=AT))
+    for name in ("operator", "reason", "aicore_error_code"):
+        changed = dataclasses.replace(EVENT, **{name: "x"})
+        assert row_hash(GENESIS, event_row(changed, seq=2, recorded_at=AT)) != plain
 
 
 def test_row_hash_is_sha256_of_prev_hash_and_canonical_bytes() -> None:
