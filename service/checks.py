@@ -5,14 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from service.aicore.servicekey import ServiceKeyError, cleartext_issues, parse_service_key
-from service.config import Settings, local_ref_issues, short_interval_issues
+from service.config import Settings, local_ref_issues, short_interval_issues, unknown_env_issues
 from service.errors import ConfigIssue
 from service.transport import cleartext_rule, database_tls_warning
 
 
-def local_issues(settings: Settings) -> list[ConfigIssue]:
-    """Problems found without the network: referenced files, variables, service keys."""
-    issues = local_ref_issues(settings) + transport_warnings(settings)
+def local_issues(settings: Settings, *, structure_only: bool = False) -> list[ConfigIssue]:
+    """Problems found without the network: unknown variables, transport, referenced files and variables, service keys.
+
+    ``structure_only`` stops after the structure (already validated by loading), the unknown
+    variables and the transport rules: a CI lint where the secret files and variables are not mounted.
+    """
+    issues = unknown_env_issues(settings) + short_interval_issues(settings) + transport_warnings(settings)
+    if structure_only:
+        return issues
+    issues += local_ref_issues(settings)
     broken = {issue.location for issue in issues if issue.severity == "error"}
     for name, target in settings.targets.items():
         where = f"targets.{name}.service_key"
@@ -29,7 +36,7 @@ def local_issues(settings: Settings) -> list[ConfigIssue]:
         for name, target in settings.targets.items()
         if target.ca_cert is not None and not target.ca_cert.is_file()
     ]
-    return issues + short_interval_issues(settings)
+    return issues
 
 
 def transport_warnings(settings: Settings) -> list[ConfigIssue]:

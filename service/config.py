@@ -68,6 +68,21 @@ def parse_duration(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
+def format_duration(value: timedelta) -> str:
+    """The inverse of ``parse_duration``: ``4s``, ``6h``, ``1h30m``, ``500ms`` (not ``0:00:04``)."""
+    millis = round(value.total_seconds() * 1000)
+    sign, millis = ("-", -millis) if millis < 0 else ("", millis)
+    seconds, ms = divmod(millis, 1000)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    if ms:
+        parts.append(f"{ms}ms")
+    return sign + ("".join(parts) or "0s")
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -306,7 +321,9 @@ class ScheduleConfig(_Model):
         return self
 
     def describe(self) -> str:
-        return f"every {self.every}" if self.every is not None else f"cron {self.cron!r} {self.timezone}"
+        return (
+            f"every {format_duration(self.every)}" if self.every is not None else f"cron {self.cron!r} {self.timezone}"
+        )
 
 
 class VerifyConfig(_Model):
@@ -691,6 +708,50 @@ def _json_issue(name: str, value: str) -> ConfigIssue | None:
         where = ".".join(name.upper().removeprefix(ENV_PREFIX).lower().split("__"))
         return ConfigIssue(where, f"{name} is not valid JSON ({e}); tables and lists take JSON here")
     return None
+
+
+# --- environment variables the settings do not know --------------------------------
+
+# ROTATOR_ variables that are not settings: the ones the project itself reads or points
+# references at. Anything else with the prefix whose section is unknown is likely a typo.
+NOT_SETTINGS = frozenset(
+    {
+        CONFIG_ENV,
+        "ROTATOR_AUDIT_KEY",
+        "ROTATOR_OPERATOR",
+        "ROTATOR_VAULT_TOKEN",
+        "ROTATOR_DB_PASSWORD",
+        "ROTATOR_DATABASE_URL",
+        "ROTATOR_REGISTRY_BINARY",
+        "ROTATOR_IMAGE",
+    }
+)
+NOT_SETTINGS_PREFIXES = ("ROTATOR_TEST_", "ROTATOR_BENCH_")
+
+
+def unknown_env_issues(settings: Settings | None, *, environ: Mapping[str, str] | None = None) -> list[ConfigIssue]:
+    """A warning for each ROTATOR_ variable whose section the settings do not know."""
+    env = environ if environ is not None else os.environ
+    sections = {name.upper() for name in Settings.model_fields}
+    referenced = {ref.env for _, ref in secret_refs(settings)} if settings is not None else set()
+    issues = []
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS or name in referenced:
+            continue
+        if name.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        rest = name.removeprefix(ENV_PREFIX)
+        if rest.split("__", 1)[0] not in sections:
+            issues.append(ConfigIssue(name, _unknown_env_problem(rest, sections), "warning"))
+    return issues
+
+
+def _unknown_env_problem(rest: str, sections: set[str]) -> str:
+    problem = f"ignored: the settings have no section {rest.split('__', 1)[0].lower()!r}"
+    for section in sorted(sections, key=len, reverse=True):
+        if rest.startswith(section + "_") and not rest.startswith(section + "__"):
+            return f"{problem} (did you mean {ENV_PREFIX}{section}__{rest.removeprefix(section + '_')}?)"
+    return f"{problem} (sections: {', '.join(sorted(s.lower() for s in sections))})"
 
 
 # --- local references (files and environment variables) -------------------------

@@ -47,6 +47,8 @@ NOT_A_VALUE = re.compile(
       | [A-Z][A-Z0-9_]+                               # an environment variable's name
       | /[^\s'"]*                                     # a file path
       | secretKeyRef | valueFrom | credentials_file
+      | os\.environ(?:\.get)?[\[(].*                 # code that reads a variable
+      | [a-z][a-z0-9]*(?:-[a-z0-9]+)+                 # a kebab-case name: an AI Core secret's (secret: acme-registry)
     )['"]?,?$""",
     re.VERBOSE,
 )
@@ -146,7 +148,7 @@ def test_each_shape_is_caught(shape: str, line: str) -> None:
         'password = {env = "ROTATOR_DB_PASSWORD"}',
         'password_field = "password"',
         "ROTATOR_DB_PASSWORD: ${ROTATOR_DB_PASSWORD:-rotator-dev-only}",
-        'token = {file = "/var/run/secrets/rotator/http/token"}',
+        'token = {file = "/etc/rotator/secrets/http-token"}',
         "credentials_file: /etc/prometheus/secrets/rotator-http-token/token",
         'url = "postgresql+psycopg://rotator_app@db.example.com:5432/rotator?sslmode=verify-full"',
         "secretKeyRef:",
