@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -246,9 +247,11 @@ class FaultScene(Scene):
                 base = worker.http_url(timeout=2)
                 for path in ("/metrics", "/status", "/readyz", "/livez"):
                     texts[f"{worker.name} {path}"] = httpx.get(base + path, timeout=5).text
+        for worker in self.live_workers():  # all at once: their shutdowns overlap
+            worker.send(signal.SIGTERM)
         for worker in self.workers:
             with contextlib.suppress(AssertionError):
-                worker.stop(timeout=20)
+                worker.wait(timeout=20)
             worker.kill()
             texts[f"{worker.name} log"] = worker.text()
         for index, completed in enumerate(self.completed):

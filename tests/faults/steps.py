@@ -69,3 +69,15 @@ def owner(case: FaultScene) -> str:
 def probe(worker: WorkerProcess, path: str) -> int:
     """The HTTP status of one of the worker's probes."""
     return httpx.get(worker.http_url(timeout=10) + path, timeout=5).status_code
+
+
+def readiness(worker: WorkerProcess) -> str:
+    """The body of /readyz (it names each dependency)."""
+    return httpx.get(worker.http_url(timeout=10) + "/readyz", timeout=5).text
+
+
+def waited(worker: WorkerProcess, *, attempts: int) -> None:
+    """The worker logged ``worker.waiting`` once per attempt, with growing delays (capped backoff)."""
+    lines = worker.matching(is_event("worker.waiting"))
+    assert len(lines) >= attempts, f"expected {attempts}+ worker.waiting lines{worker.tail()}"
+    assert [line["attempt"] for line in lines] == list(range(1, len(lines) + 1)), lines

@@ -177,16 +177,16 @@ def test_slow_aicore(case: FaultScene) -> None:
 
 
 def test_aicore_hangs_then_answers(case: FaultScene) -> None:
-    """The emulator process is stopped (SIGSTOP) for 6s: requests time out; after SIGCONT the change lands."""
-    case.fault("AI Core hangs (SIGSTOP) for 6s")
+    """The emulator process is stopped (SIGSTOP) for 5s: requests time out; after SIGCONT the change lands."""
+    case.fault("AI Core hangs (SIGSTOP) for 5s")
     first = steps.pair(case)
     worker = steps.started(case)
     steps.holds(case, "tenant-a", "acme", first)
     password = case.put(steps.path_of(case, "acme"))
-    case.outage += 6.0
+    case.outage += 5.0
     case.emulator.pause()
     try:
-        time.sleep(6.0)
+        time.sleep(5.0)
     finally:
         case.emulator.resume()
     steps.holds(case, "tenant-a", "acme", password)

@@ -12,14 +12,14 @@ SECRETS = ("acme", "ghcr", "quay")
 
 
 def test_stopped_mid_sweep_and_back(case: FaultScene) -> None:
-    """PostgreSQL stops for 6s while PATCHes are in flight; the same worker resumes and writes the next change."""
-    case.fault("PostgreSQL stopped 6s with PATCHes held 1s in flight")
+    """PostgreSQL stops for 5s while PATCHes are in flight; the same worker resumes and writes the next change."""
+    case.fault("PostgreSQL stopped 5s with PATCHes held 1s in flight")
     for secret in SECRETS:
         steps.pair(case, secret)
     case.emulator.knobs(stall={"seconds": 1.0, "every": 1, "method": "PATCH"})
     worker = steps.started(case)
     eventually(case.open_intents, timeout=15, what="an intent in flight")
-    with case.postgres_down(6.0):
+    with case.postgres_down(5.0):
         pass
     case.emulator.knobs(stall=None)
     passwords = {secret: case.put(steps.path_of(case, secret)) for secret in SECRETS}
@@ -48,23 +48,23 @@ def test_silent_2_restart_while_idle_the_worker_takes_its_lock_again(case: Fault
 
 
 def test_refused_at_start_the_worker_waits_and_starts_once_it_answers(case: FaultScene) -> None:
-    """`rotator run` with PostgreSQL down: it stays up (one line per attempt, /livez 200, /readyz not), then rotates."""
-    case.fault("PostgreSQL down when `rotator run` starts, back after 6s")
+    """`rotator run` with PostgreSQL down: it waits (a line per attempt, /livez 200, /readyz names it), then rotates."""
+    case.fault("PostgreSQL down when `rotator run` starts, back after 4s")
     password = steps.pair(case)
     case.write_config()
-    case.outage += 6.0
+    case.outage += 4.0
     case.stop_postgres()
     worker = case.start_worker()
-    time.sleep(6.0)
+    time.sleep(4.0)
     assert worker.process.poll() is None, f"the worker gave up while PostgreSQL was down{worker.tail()}"
-    attempts = [e for e in worker.events if e.get("level") in ("warning", "error")]
-    assert len(attempts) >= 2, "expected one log line per connection attempt"
+    steps.waited(worker, attempts=2)
     assert steps.probe(worker, "/livez") == 200
     assert steps.probe(worker, "/readyz") != 200
+    assert "database" in steps.readiness(worker)
     case.start_postgres()
-    worker.wait_for(is_event("worker.started"), timeout=20, what="worker.started once PostgreSQL answers")
+    worker.wait_for(is_event("worker.started"), timeout=40, what="worker.started once PostgreSQL answers")
     steps.holds(case, "tenant-a", "acme", password)
-    assert steps.probe(worker, "/readyz") == 200
+    eventually(lambda: steps.probe(worker, "/readyz") == 200, timeout=10, what="/readyz 200")
     case.check()
 
 
