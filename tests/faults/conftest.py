@@ -34,6 +34,7 @@ from tests.harness import VaultServer
 HERE = Path(__file__).resolve().parent
 _RECORDS: dict[str, CaseRecord] = {}
 _OUTCOMES: dict[str, str] = {}
+_SECONDS: dict[str, float] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -136,6 +137,7 @@ def case(
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.nodeid not in _RECORDS:
         return
+    _SECONDS[report.nodeid] = _SECONDS.get(report.nodeid, 0.0) + report.duration
     if report.when == "call" or report.outcome != "passed":
         outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
         if hasattr(report, "wasxfail") and report.passed:
@@ -147,11 +149,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _RECORDS:
         return
     rows = [
-        (nodeid.split("::", 1)[-1], record.fault, record.summary(), _OUTCOMES.get(nodeid, "?"))
+        (
+            nodeid.split("::", 1)[-1],
+            record.fault,
+            record.summary(),
+            _OUTCOMES.get(nodeid, "?"),
+            f"{_SECONDS.get(nodeid, 0.0):.0f}",
+        )
         for nodeid, record in _RECORDS.items()
     ]
-    headers = ("case", "fault", "invariants", "result")
-    widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in range(4)]
-    terminalreporter.section(f"fault suite: {len(rows)} cases")
+    headers = ("case", "fault", "invariants", "result", "s")
+    widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in range(len(headers))]
+    total = sum(_SECONDS.values())
+    terminalreporter.section(f"fault suite: {len(rows)} cases, {total:.0f}s")
     for line in [headers, tuple("-" * w for w in widths), *rows]:
         terminalreporter.write_line("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))

@@ -36,7 +36,7 @@ from tests.faults.emulator import EmulatorProcess
 from tests.faults.proxy import Proxy
 
 LEASE_TTL = 6.0  # seconds: every intent must be closed this long after it was written (plus declared outages)
-EVERY = "2s"
+EVERY = "1s"
 USERNAME = "robot-faults"
 
 

@@ -77,7 +77,7 @@ def readiness(worker: WorkerProcess) -> str:
 
 
 def waited(worker: WorkerProcess, *, attempts: int) -> None:
-    """The worker logged ``worker.waiting`` once per attempt, with growing delays (capped backoff)."""
+    """Wait until the worker logged ``worker.waiting`` for ``attempts`` attempts, one line each, numbered in turn."""
+    worker.wait_for(is_event("worker.waiting", attempt=attempts), timeout=30, what=f"worker.waiting attempt {attempts}")
     lines = worker.matching(is_event("worker.waiting"))
-    assert len(lines) >= attempts, f"expected {attempts}+ worker.waiting lines{worker.tail()}"
     assert [line["attempt"] for line in lines] == list(range(1, len(lines) + 1)), lines

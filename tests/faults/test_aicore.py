@@ -10,12 +10,12 @@ from tests.faults.scene import FaultScene
 
 
 def test_429_storm(case: FaultScene) -> None:
-    """Three 429s (Retry-After: 1) then one answer, for 6s: the change lands once, honouring Retry-After."""
-    case.fault("429 + Retry-After 1s: 3 of every 4 API requests for 6s")
+    """Three 429s (Retry-After: 1) then one answer, for 4s: the change lands once, honouring Retry-After."""
+    case.fault("429 + Retry-After 1s: 3 of every 4 API requests for 4s")
     password = steps.pair(case)
     case.emulator.knobs(fail={"status": 429, "every": 1, "burst": 3, "retry_after": 1})
     worker = steps.started(case)
-    time.sleep(6.0)
+    time.sleep(4.0)
     case.emulator.knobs(fail=None)
     steps.holds(case, "tenant-a", "acme", password)
     assert any(r.status == 429 for r in case.emulator.inspect.requests()), "the storm never reached the worker"
@@ -79,7 +79,7 @@ def test_403_not_an_editor_then_granted(case: FaultScene) -> None:
     assert failed["error_code"] == "aicore_forbidden", failed
     forbidden = [r for r in case.emulator.inspect.requests() if r.status == 403]
     assert len(forbidden) == 1, "a 403 is a configuration error: not retried inside the run"
-    time.sleep(2.0)
+    time.sleep(1.0)
     case.emulator.set_editor("tenant-a", True)
     steps.holds(case, "tenant-a", "acme", password)
     case.check()
@@ -155,10 +155,10 @@ def test_short_token_ttl(case: FaultScene) -> None:
     case.emulator.knobs(token_ttl=2)
     steps.pair(case)
     steps.started(case)
-    for _ in range(3):
+    for _ in range(2):
         password = case.put(steps.path_of(case, "acme"))
         steps.holds(case, "tenant-a", "acme", password)
-        time.sleep(2.5)
+        time.sleep(2.2)
     tokens = [r for r in case.emulator.inspect.requests() if r.endpoint == "token" and r.status == 200]
     assert len(tokens) >= 2, "expected new tokens after expiry"
     case.check()
@@ -177,16 +177,16 @@ def test_slow_aicore(case: FaultScene) -> None:
 
 
 def test_aicore_hangs_then_answers(case: FaultScene) -> None:
-    """The emulator process is stopped (SIGSTOP) for 5s: requests time out; after SIGCONT the change lands."""
-    case.fault("AI Core hangs (SIGSTOP) for 5s")
+    """The emulator process is stopped (SIGSTOP) for 4s: requests time out; after SIGCONT the change lands."""
+    case.fault("AI Core hangs (SIGSTOP) for 4s")
     first = steps.pair(case)
     worker = steps.started(case)
     steps.holds(case, "tenant-a", "acme", first)
     password = case.put(steps.path_of(case, "acme"))
-    case.outage += 5.0
+    case.outage += 4.0
     case.emulator.pause()
     try:
-        time.sleep(5.0)
+        time.sleep(4.0)
     finally:
         case.emulator.resume()
     steps.holds(case, "tenant-a", "acme", password)

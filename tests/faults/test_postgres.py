@@ -12,14 +12,14 @@ SECRETS = ("acme", "ghcr", "quay")
 
 
 def test_stopped_mid_sweep_and_back(case: FaultScene) -> None:
-    """PostgreSQL stops for 5s while PATCHes are in flight; the same worker resumes and writes the next change."""
-    case.fault("PostgreSQL stopped 5s with PATCHes held 1s in flight")
+    """PostgreSQL stops for 4s while PATCHes are in flight; the same worker resumes and writes the next change."""
+    case.fault("PostgreSQL stopped 4s with PATCHes held 1s in flight")
     for secret in SECRETS:
         steps.pair(case, secret)
     case.emulator.knobs(stall={"seconds": 1.0, "every": 1, "method": "PATCH"})
     worker = steps.started(case)
     eventually(case.open_intents, timeout=15, what="an intent in flight")
-    with case.postgres_down(5.0):
+    with case.postgres_down(4.0):
         pass
     case.emulator.knobs(stall=None)
     passwords = {secret: case.put(steps.path_of(case, secret)) for secret in SECRETS}
@@ -40,7 +40,6 @@ def test_silent_2_restart_while_idle_the_worker_takes_its_lock_again(case: Fault
     since = worker.mark()
     password = case.put(steps.path_of(case, "acme"))
     steps.holds(case, "tenant-a", "acme", password)
-    worker.wait_for(is_event("instance.locked"), since=since - 50 if since > 50 else 0, what="the lock taken again")
     assert len(worker.matching(is_event("instance.locked"))) >= 2, "the instance lock was never taken again"
     applied = steps.outcome(worker, "applied", since=since)
     assert applied["secret"] == "acme"
@@ -49,18 +48,18 @@ def test_silent_2_restart_while_idle_the_worker_takes_its_lock_again(case: Fault
 
 def test_refused_at_start_the_worker_waits_and_starts_once_it_answers(case: FaultScene) -> None:
     """`rotator run` with PostgreSQL down: it waits (a line per attempt, /livez 200, /readyz names it), then rotates."""
-    case.fault("PostgreSQL down when `rotator run` starts, back after 4s")
+    case.fault("PostgreSQL down when `rotator run` starts, until it waited twice")
     password = steps.pair(case)
     case.write_config()
-    case.outage += 4.0
     case.stop_postgres()
+    down = time.monotonic()
     worker = case.start_worker()
-    time.sleep(4.0)
-    assert worker.process.poll() is None, f"the worker gave up while PostgreSQL was down{worker.tail()}"
     steps.waited(worker, attempts=2)
+    assert worker.process.poll() is None, f"the worker gave up while PostgreSQL was down{worker.tail()}"
     assert steps.probe(worker, "/livez") == 200
     assert steps.probe(worker, "/readyz") != 200
     assert "database" in steps.readiness(worker)
+    case.outage += time.monotonic() - down
     case.start_postgres()
     worker.wait_for(is_event("worker.started"), timeout=40, what="worker.started once PostgreSQL answers")
     steps.holds(case, "tenant-a", "acme", password)
