@@ -164,17 +164,26 @@ class FakeAudit:
 
 @dataclass
 class FakeState:
-    """State rows and leases in memory, with the port's claim / fencing rules."""
+    """State rows and leases in memory, with the port's claim / fencing rules.
+
+    ``leases`` holds the leases in force (a test may plant one); ``last`` keeps each key's
+    newest grant after its release. As in PostgresStateStore, a grant stays current (its
+    save writes) until the key is granted again, and tokens count per key.
+    """
 
     clock: FakeClock = field(default_factory=FakeClock)
     states: dict[RotationKey, RotationState] = field(default_factory=dict)
     leases: dict[RotationKey, LeaseGrant] = field(default_factory=dict)
     dead_owners: set[str] = field(default_factory=set)
-    tokens: dict[RotationKey, int] = field(default_factory=dict)  # the last fencing token per key
+    last: dict[RotationKey, LeaseGrant] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def load(self, keys: Sequence[RotationKey] | None = None) -> dict[RotationKey, RotationState]:
         return {k: v for k, v in self.states.items() if keys is None or k in keys}
+
+    def _newest(self, key: RotationKey) -> LeaseGrant | None:
+        """The key's current grant: the lease in force, else the last one released."""
+        return self.leases.get(key) or self.last.get(key)
 
     def claim(
         self, keys: Sequence[RotationKey], *, owner: str, ttl: timedelta, due_by: datetime | None
@@ -188,20 +197,20 @@ class FakeState:
                 state = self.states.get(key)
                 if due_by is not None and state and state.next_run_at and state.next_run_at > due_by:
                     continue
-                # per key, as the real store's token column: a planted lease's token counts too
-                token = self.tokens[key] = max(self.tokens.get(key, 0), held.token if held else 0) + 1
-                granted[key] = self.leases[key] = LeaseGrant(key, owner, token, self.clock() + ttl)
+                newest = self._newest(key)
+                token = (newest.token if newest else 0) + 1
+                granted[key] = self.leases[key] = self.last[key] = LeaseGrant(key, owner, token, self.clock() + ttl)
         return granted
 
     def save(self, states: Sequence[RotationState], *, release: Sequence[LeaseGrant] = ()) -> list[RotationKey]:
         with self.lock:
-            current = {g.key for g in release if self.leases.get(g.key) == g}
+            current = {g.key for g in release if self._newest(g.key) == g}
             lost = {g.key for g in release} - current
             for state in states:
                 if state.key not in lost:
                     self.states[state.key] = state
-            for key in current:
-                del self.leases[key]
+            for key in current & self.leases.keys():
+                self.last[key] = self.leases.pop(key)
             return [state.key for state in states if state.key in lost]  # only states not written, as the real store
 
     def release(self, grants: Sequence[LeaseGrant]) -> None:

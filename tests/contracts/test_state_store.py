@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 from service.model import RotationKey, RotationState
@@ -184,3 +185,54 @@ def test_a_stale_release_leaves_the_new_holder_alone(state_world: StateWorld) ->
     a.store.release([stale])
     a.store.save([], release=[stale])
     assert c.claim([EU]) == {}
+
+
+def test_a_grant_stays_current_until_the_key_is_granted_again(state_world: StateWorld) -> None:
+    """A released grant still saves while nobody claimed the key since; once it is granted again, it is fenced."""
+    a, b = state_world.replica("a"), state_world.replica("b")
+    grant = a.claim([EU])[EU]
+    a.store.release([grant])
+    late = _state(EU, source_version=6)
+    assert a.store.save([late], release=[grant]) == []
+    assert b.store.load([EU]) == {EU: late}
+    b.claim([EU])
+    assert a.store.save([_state(EU, source_version=7)], release=[grant]) == [EU]
+    assert b.store.load([EU]) == {EU: late}
+
+
+def test_the_last_of_several_states_of_a_key_is_kept(state_world: StateWorld) -> None:
+    """When one save names a key twice, the later state is the one stored."""
+    store = state_world.replica("a").store
+    store.save([_state(EU, source_version=1), _state(EU, source_version=2)])
+    assert store.load([EU])[EU].source_version == 2
+
+
+def test_a_key_named_twice_in_a_claim_is_granted_once(state_world: StateWorld) -> None:
+    """Duplicate keys in one claim yield one grant for that key."""
+    grants = state_world.replica("a").claim([EU, EU, US])
+    assert grants.keys() == {EU, US}
+    assert grants[EU].token == 1
+
+
+def test_racing_replicas_never_share_a_key(state_world: StateWorld) -> None:
+    """Four replicas claiming the same keys at once from threads: every key is granted exactly once."""
+    replicas = [state_world.replica(f"r{n}") for n in range(4)]
+    rounds, per_round = 8, 12
+    results: dict[int, list[set[RotationKey]]] = {n: [] for n in range(len(replicas))}
+    barrier = threading.Barrier(len(replicas))
+
+    def run(n: int) -> None:
+        for round_ in range(rounds):
+            keys = [RotationKey(f"t{round_}", f"secret-{i:03d}") for i in range(per_round)]
+            barrier.wait(timeout=30)
+            results[n].append(set(replicas[n].claim(keys[n % 2 :] + keys[: n % 2])))
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(replicas))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for round_ in range(rounds):
+        granted = [results[n][round_] for n in results]
+        assert sum(len(keys) for keys in granted) == per_round, f"round {round_}: a key granted twice or never"
+        assert set().union(*granted) == {RotationKey(f"t{round_}", f"secret-{i:03d}") for i in range(per_round)}
