@@ -32,6 +32,7 @@ from tests.fakes import FakeAudit, FakeClock, FakeState
 IMPLEMENTATIONS = ["fake", "postgres"]
 TTL = timedelta(minutes=5)  # long enough never to run out during a test
 SHORT_TTL = timedelta(milliseconds=200)  # for leases a test then lets expire
+DEATHS = ["session-killed", "lock-closed"]  # how a real owner goes: its lock's backend ends, or it closes the lock
 EXPIRY_WAIT = 10.0  # seconds the real store may take to pass a short expiry on the database clock
 
 
@@ -55,7 +56,7 @@ class StateWorld:
 
     replica: Callable[[str], Replica]
     expire: Callable[[Sequence[LeaseGrant]], None]  # returns once every lease in the list has expired
-    kill: Callable[[Replica], None]  # the replica's process is gone (its leases are free)
+    kill: Callable[[Replica, str], None]  # the replica's process is gone (its leases are free), in one of DEATHS
     now: Callable[[], datetime]  # the clock the store's expiry is measured on
 
 
@@ -83,7 +84,8 @@ def _fake_state_world() -> StateWorld:
     def expire(leases: Sequence[LeaseGrant]) -> None:
         clock.now = max([clock.now, *(lease.expires_at for lease in leases)]) + timedelta(milliseconds=1)
 
-    def kill(replica: Replica) -> None:
+    def kill(replica: Replica, how: str) -> None:
+        assert how in DEATHS
         fake.dead_owners.add(replica.name)
 
     return StateWorld(replica=lambda name: Replica(name, fake), expire=expire, kill=kill, now=clock)
@@ -118,9 +120,14 @@ class _PostgresReplicas:
             assert time.monotonic() < deadline, f"the database clock did not pass {latest} in {EXPIRY_WAIT}s"
             time.sleep(0.02)
 
-    def kill(self, replica: Replica) -> None:
-        """Terminate the backend that holds the replica's instance lock, as a dead process's session ends."""
-        key = self.locks[replica.name].key
+    def kill(self, replica: Replica, how: str) -> None:
+        """Terminate the backend that holds the replica's instance lock (a dead process), or close the lock."""
+        lock = self.locks[replica.name]
+        if how == "lock-closed":
+            lock.close()
+            return
+        assert how == "session-killed"
+        key = lock.key
         find = sa.text(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1"
             " AND classid = (:k >> 32)::oid AND objid = (:k & 4294967295)::oid"
@@ -128,6 +135,7 @@ class _PostgresReplicas:
         with self.engine.begin() as conn:
             pid = conn.execute(find, {"k": key}).scalar_one()
             assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid}).scalar_one()
+        assert not lock.held()
 
     def close(self) -> None:
         for own, lock in self.made:

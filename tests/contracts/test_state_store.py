@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from service.model import RotationKey, RotationState
-from tests.contracts.conftest import SHORT_TTL, TTL, StateWorld
+from tests.contracts.conftest import DEATHS, SHORT_TTL, TTL, StateWorld
 
 EU, US, AP = RotationKey("eu", "ghcr-pull"), RotationKey("us", "ghcr-pull"), RotationKey("ap", "quay-pull")
 FINGERPRINT = "hmac-sha256:k1:" + "ab" * 32
@@ -100,14 +102,17 @@ def test_an_expired_lease_is_granted_with_a_higher_token(state_world: StateWorld
     assert (second.owner, second.token) == ("b", first.token + 1)
 
 
-def test_a_dead_owners_lease_is_granted_at_once(state_world: StateWorld) -> None:
-    """When the holder's process is gone, its unexpired lease is free immediately, token + 1."""
+@pytest.mark.parametrize("death", DEATHS)
+def test_a_dead_owners_lease_is_granted_at_once(state_world: StateWorld, death: str) -> None:
+    """When its holder is gone, an unexpired lease is free at once (token + 1) and the dead holder's save is fenced."""
     a, b = state_world.replica("a"), state_world.replica("b")
     held = a.claim([EU], ttl=TTL)[EU]
     assert b.claim([EU]) == {}
-    state_world.kill(a)
+    state_world.kill(a, death)
     taken = b.claim([EU])[EU]
     assert (taken.owner, taken.token) == ("b", held.token + 1)
+    assert a.store.save([_state(EU)], release=[held]) == [EU]
+    assert b.store.load() == {}
 
 
 def test_due_by_refuses_keys_whose_next_run_is_after_it(state_world: StateWorld) -> None:
