@@ -30,6 +30,7 @@ TABLE = (
     ("HTTP", "http_status", 4),
     ("FINGERPRINT", "fingerprint", 12),
     ("ERROR", "error_code", 18),
+    ("AI CORE CODE", "aicore_error_code", 16),
 )
 Row = Mapping[Any, Any]
 
