@@ -102,22 +102,31 @@ def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser], co
         dest="audit_command", metavar="SUBCOMMAND", required=True
     )
     listing = audit.add_parser("list", parents=[common], help="events, newest first")
-    for flag in ("--secret", "--target", "--event", "--actor", "--run"):
-        listing.add_argument(flag, action="append", default=[], help=f"filter by {flag[2:]} (repeatable)")
-    listing.add_argument("--since", metavar="TIME", help="ISO 8601 time or a duration ago (e.g. 24h)")
-    listing.add_argument("--until", metavar="TIME")
+    _add_audit_filters(listing)
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
+    listing.add_argument("--columns", metavar="A,B,...", help="only these columns, in this order (e.g. seq,event)")
     show = audit.add_parser("show", parents=[common], help="one event by sequence number, or every event of a run id")
     show.add_argument("id", metavar="SEQ_OR_RUN_ID")
     show.add_argument("--format", choices=["text", "json"], default="text")
-    export = audit.add_parser("export", parents=[common], help="stream the whole trail (or a time range)")
+    show.add_argument("--columns", metavar="A,B,...", help="only these columns, in this order")
+    export = audit.add_parser("export", parents=[common], help="stream matching events oldest first (a SIEM feed)")
+    _add_audit_filters(export)
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    export.add_argument("--since", metavar="TIME")
-    export.add_argument("--until", metavar="TIME")
     export.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    export.add_argument("--after-seq", type=int, metavar="N", help="only rows after seq N (resume a feed)")
+    export.add_argument("--follow", action="store_true", help="keep polling for new rows until SIGTERM / SIGINT")
+    export.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="--follow's polling interval")
     verify = audit.add_parser("verify", parents=[common], help="recompute the hash chain; exit 1 on any break")
     verify.add_argument("--anchor", metavar="SEQ:HASH", help="a chain head logged earlier")
+    verify.add_argument("--json", action="store_true", help="the result as one JSON object")
+
+
+def _add_audit_filters(parser: argparse.ArgumentParser) -> None:
+    for flag in ("--secret", "--target", "--event", "--actor", "--run"):
+        parser.add_argument(flag, action="append", default=[], help=f"filter by {flag[2:]} (repeatable)")
+    parser.add_argument("--since", metavar="TIME", help="ISO 8601 time or a duration ago (e.g. 24h)")
+    parser.add_argument("--until", metavar="TIME")
 
 
 # --- commands ----------------------------------------------------------------------
@@ -228,30 +237,34 @@ def cmd_audit(args: argparse.Namespace) -> int:
     with App(load(args)) as app:
         engine = app.engine
         out = sys.stdout
+        if args.audit_command in ("list", "export"):
+            filters = {
+                "secrets": args.secret,
+                "targets": args.target,
+                "events": args.event,
+                "actors": args.actor,
+                "runs": args.run,
+                "since": args.since,
+                "until": args.until,
+            }
         if args.audit_command == "list":
             return commands.audit_list(
-                engine,
-                secrets=args.secret,
-                targets=args.target,
-                events=args.event,
-                actors=args.actor,
-                runs=args.run,
-                since=args.since,
-                until=args.until,
-                limit=args.limit,
-                fmt=args.format,
-                out=out,
+                engine, **filters, limit=args.limit, fmt=args.format, columns=args.columns, out=out
             )
         if args.audit_command == "show":
-            return commands.audit_show(engine, ident=args.id, fmt=args.format, out=out)
+            return commands.audit_show(engine, ident=args.id, fmt=args.format, columns=args.columns, out=out)
         if args.audit_command == "export":
+            options = {
+                "fmt": args.format,
+                "after_seq": args.after_seq,
+                "follow": args.follow,
+                "poll_seconds": args.poll,
+            }
             if args.output:
-                with Path(args.output).open("w", encoding="utf-8", newline="") as handle:
-                    return commands.audit_export(
-                        engine, fmt=args.format, since=args.since, until=args.until, out=handle
-                    )
-            return commands.audit_export(engine, fmt=args.format, since=args.since, until=args.until, out=out)
-        return commands.audit_verify(engine, anchor=args.anchor, out=out)
+                with Path(args.output).open("a" if args.follow else "w", encoding="utf-8", newline="") as handle:
+                    return commands.audit_export(engine, **filters, **options, out=handle)
+            return commands.audit_export(engine, **filters, **options, out=out)
+        return commands.audit_verify(engine, anchor=args.anchor, as_json=args.json, out=out)
 
 
 def cmd_db(args: argparse.Namespace) -> int:

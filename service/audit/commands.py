@@ -7,23 +7,37 @@ schema is behind), 2 a bad value. Database errors propagate as ``AuditError`` /
 
 from __future__ import annotations
 
+import contextlib
+import json
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, RowMapping
 
 from service.audit import migrate
 from service.audit.grants import grants_sql
-from service.audit.output import WRITERS
-from service.audit.queries import AuditFilter, event_or_run, list_events, parse_anchor, parse_time, streamed
-from service.audit.verify import verify_chain
+from service.audit.output import WRITERS, parse_columns
+from service.audit.queries import (
+    AuditFilter,
+    event_or_run,
+    head_seq,
+    list_events,
+    parse_anchor,
+    parse_time,
+    streamed,
+)
+from service.audit.verify import VerifyResult, verify_chain
 from service.errors import SchemaNotCurrent
-from service.model import EventType
+from service.model import ChainHead, EventType
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LIST_FORMATS, SHOW_FORMATS, EXPORT_FORMATS = ("table", "jsonl", "csv"), ("text", "json"), ("jsonl", "csv")
+FOLLOW_POLL_SECONDS = 2.0
 
 
 class UsageProblem(ValueError):
@@ -84,6 +98,7 @@ def audit_list(
     limit: int,
     fmt: str,
     out: TextIO,
+    columns: str | None = None,
     err: TextIO | None = None,
 ) -> int:
     """``rotator audit list``: matching events, newest first, as a table, JSON lines or CSV."""
@@ -92,18 +107,26 @@ def audit_list(
             secrets=secrets, targets=targets, events=events, actors=actors, runs=runs, since=since, until=until
         )
         writer = WRITERS[_format(fmt, LIST_FORMATS)]
+        names = parse_columns(columns)
         if limit < 1:
             raise UsageProblem(f"--limit must be at least 1, not {limit}")
     except ValueError as problem:
         return _usage(err, problem)
-    writer(list_events(engine, chosen, limit=limit), out)
+    rows = list_events(engine, chosen, limit=limit + 1)
+    writer(rows[:limit], out, names)
+    if len(rows) > limit:  # in the table itself; after JSON lines or CSV on stderr, so parsers never see it
+        note = f"… more rows; raise --limit (now {limit}) or use export\n"
+        (out if fmt == "table" else err or sys.stderr).write(note)
     return EXIT_OK
 
 
-def audit_show(engine: Engine, *, ident: str, fmt: str, out: TextIO, err: TextIO | None = None) -> int:
+def audit_show(
+    engine: Engine, *, ident: str, fmt: str, out: TextIO, err: TextIO | None = None, columns: str | None = None
+) -> int:
     """``rotator audit show``: one event by sequence number, or every event of a run id."""
     try:
         writer = WRITERS[_format(fmt, SHOW_FORMATS)]
+        names = parse_columns(columns)
     except ValueError as problem:
         return _usage(err, problem)
     rows = event_or_run(engine, ident.strip())
@@ -111,31 +134,104 @@ def audit_show(engine: Engine, *, ident: str, fmt: str, out: TextIO, err: TextIO
         kind = "sequence number" if ident.strip().isdigit() else "run id"
         print(f"no audit event with {kind} {ident.strip()!r}", file=err or sys.stderr)
         return EXIT_FAILED
-    writer(rows, out)
+    writer(rows, out, names)
     return EXIT_OK
 
 
 def audit_export(
-    engine: Engine, *, fmt: str, since: str | None, until: str | None, out: TextIO, err: TextIO | None = None
+    engine: Engine,
+    *,
+    fmt: str,
+    since: str | None,
+    until: str | None,
+    out: TextIO,
+    err: TextIO | None = None,
+    secrets: Sequence[str] = (),
+    targets: Sequence[str] = (),
+    events: Sequence[str] = (),
+    actors: Sequence[str] = (),
+    runs: Sequence[str] = (),
+    after_seq: int | None = None,
+    follow: bool = False,
+    poll_seconds: float = FOLLOW_POLL_SECONDS,
+    stop: threading.Event | None = None,
 ) -> int:
-    """``rotator audit export``: the whole trail (or a time range), oldest first, streamed."""
+    """``rotator audit export``: matching events oldest first, streamed; ``--follow`` tails new ones.
+
+    Ends with ``exported N rows, last seq S`` on ``err``: pass S as ``--after-seq`` to resume.
+    """
     try:
-        chosen = _filter(secrets=(), targets=(), events=(), actors=(), runs=(), since=since, until=until)
+        chosen = _filter(
+            secrets=secrets, targets=targets, events=events, actors=actors, runs=runs, since=since, until=until
+        )
         writer = WRITERS[_format(fmt, EXPORT_FORMATS)]
+        if follow and fmt != "jsonl":
+            raise UsageProblem("--follow writes JSON lines only (--format jsonl)")
+        _check_cursor(engine, after_seq)
     except ValueError as problem:
         return _usage(err, problem)
-    with streamed(engine, chosen) as rows:
-        writer(rows, out)
+    cursor = ExportCursor(after_seq or 0)
+    with _stopping_on_signals(stop if stop is not None else threading.Event(), enabled=follow) as stopping:
+        while True:
+            with streamed(engine, replace(chosen, after_seq=cursor.last_seq)) as rows:
+                writer(cursor.track(rows), out)
+            out.flush()
+            if not follow or stopping.wait(poll_seconds):
+                break
+    print(f"exported {cursor.count} rows, last seq {cursor.last_seq}", file=err or sys.stderr)
     return EXIT_OK
 
 
-def audit_verify(engine: Engine, *, anchor: str | None, out: TextIO, err: TextIO | None = None) -> int:
+class ExportCursor:
+    """Counts the rows an export wrote and remembers the last seq: the resumable cursor."""
+
+    def __init__(self, last_seq: int) -> None:
+        self.last_seq = last_seq
+        self.count = 0
+
+    def track(self, rows: Iterator[RowMapping]) -> Iterator[RowMapping]:
+        for row in rows:
+            yield row
+            self.last_seq, self.count = row["seq"], self.count + 1
+
+
+def _check_cursor(engine: Engine, after_seq: int | None) -> None:
+    if after_seq is None:
+        return
+    if after_seq < 0:
+        raise UsageProblem(f"--after-seq must be 0 or more, not {after_seq}")
+    head = head_seq(engine)
+    if after_seq > head:
+        raise UsageProblem(f"--after-seq {after_seq} is beyond the chain head (seq {head}): no such row was written")
+
+
+@contextlib.contextmanager
+def _stopping_on_signals(stop: threading.Event, *, enabled: bool) -> Iterator[threading.Event]:
+    """While following: SIGTERM and SIGINT set ``stop`` (the current batch is finished first)."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def audit_verify(
+    engine: Engine, *, anchor: str | None, out: TextIO, err: TextIO | None = None, as_json: bool = False
+) -> int:
     """``rotator audit verify``: recompute the chain; exit 1 naming the first bad row."""
     try:
         expected = parse_anchor(anchor) if anchor else None
     except ValueError as problem:
         return _usage(err, problem)
     result = verify_chain(engine, anchor=expected)
+    anchors = [expected] if expected else []
+    if as_json:
+        out.write(json.dumps(verify_document(result, anchors=anchors)) + "\n")
+        return EXIT_OK if result.ok else EXIT_FAILED
     head = str(result.head) if result.head else "none (empty trail)"
     if result.problem is None:
         anchored = f"; anchor {expected} confirmed" if expected else ""
@@ -144,6 +240,25 @@ def audit_verify(engine: Engine, *, anchor: str | None, out: TextIO, err: TextIO
     out.write(f"FAILED: {result.rows_checked} rows checked before the first problem; last good row {head}\n")
     out.write(f"first bad row: seq {result.problem.seq}: {result.problem.kind}: {result.problem.detail}\n")
     return EXIT_FAILED
+
+
+def verify_document(result: VerifyResult, *, anchors: Sequence[ChainHead]) -> dict[str, Any]:
+    """``verify --json``: one object a script can read (field names are stable)."""
+    problem = result.problem
+    return {
+        "ok": result.ok,
+        "rows_checked": result.rows_checked,
+        "head": _head_json(result.head),
+        "anchors_checked": len(anchors),
+        "newest_anchor": _head_json(max(anchors, key=lambda a: a.seq)) if anchors else None,
+        "problem": None
+        if problem is None
+        else {"seq": problem.seq, "kind": str(problem.kind), "detail": problem.detail},
+    }
+
+
+def _head_json(head: ChainHead | None) -> dict[str, Any] | None:
+    return None if head is None else {"seq": head.seq, "row_hash": head.row_hash}
 
 
 def db_upgrade(engine: Engine, out: TextIO) -> int:

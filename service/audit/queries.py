@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, RowMapping
 
 from service.audit.db import translated, where
-from service.audit.tables import audit_events
+from service.audit.tables import audit_chain_head, audit_events
 from service.config import parse_duration
 from service.model import ChainHead
 
@@ -36,6 +36,7 @@ class AuditFilter:
     runs: Sequence[str] = ()
     since: datetime | None = None
     until: datetime | None = None
+    after_seq: int | None = None  # export's resumable cursor: rows with a greater seq
 
 
 def conditions(chosen: AuditFilter) -> list[sa.ColumnElement[bool]]:
@@ -53,6 +54,8 @@ def conditions(chosen: AuditFilter) -> list[sa.ColumnElement[bool]]:
         clauses.append(c.recorded_at >= chosen.since)
     if chosen.until is not None:
         clauses.append(c.recorded_at < chosen.until)
+    if chosen.after_seq is not None:
+        clauses.append(c.seq > chosen.after_seq)
     return clauses
 
 
@@ -86,6 +89,12 @@ def list_events(engine: Engine, chosen: AuditFilter, *, limit: int) -> list[RowM
     query = sa.select(audit_events).where(*conditions(chosen)).order_by(audit_events.c.seq.desc()).limit(limit)
     with translated(f"list audit events at {where(engine)}"), engine.connect() as conn:
         return list(conn.execute(query).mappings())
+
+
+def head_seq(engine: Engine) -> int:
+    """The seq of the chain head (0 for an empty trail)."""
+    with translated(f"read the audit chain head at {where(engine)}"), engine.connect() as conn:
+        return int(conn.execute(sa.select(audit_chain_head.c.seq)).scalar() or 0)
 
 
 def event_or_run(engine: Engine, ident: str) -> list[RowMapping]:
