@@ -120,6 +120,11 @@ def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser], co
     verify = audit.add_parser("verify", parents=[common], help="recompute the hash chain; exit 1 on any break")
     verify.add_argument("--anchor", metavar="SEQ:HASH", help="a chain head logged earlier")
     verify.add_argument("--json", action="store_true", help="the result as one JSON object")
+    verify.add_argument(
+        "--anchors",
+        metavar="FILE|vault:[MOUNT/PATH]",
+        help="check every signed anchor kept there, and the chain holds each",
+    )
 
 
 def _add_audit_filters(parser: argparse.ArgumentParser) -> None:
@@ -264,6 +269,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 with Path(args.output).open("a" if args.follow else "w", encoding="utf-8", newline="") as handle:
                     return commands.audit_export(engine, **filters, **options, out=handle)
             return commands.audit_export(engine, **filters, **options, out=out)
+        if args.anchors:
+            from service.commands_audit import verify_anchored
+
+            return verify_anchored(app, spec=args.anchors, anchor=args.anchor, as_json=args.json, out=out)
         return commands.audit_verify(engine, anchor=args.anchor, as_json=args.json, out=out)
 
 

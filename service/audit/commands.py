@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from sqlalchemy.engine import Engine, RowMapping
 
+from service.anchors import Anchor, AnchorError, Signer, check_signatures
 from service.audit import migrate
 from service.audit.grants import grants_sql
 from service.audit.output import WRITERS, parse_columns
@@ -220,25 +221,53 @@ def _stopping_on_signals(stop: threading.Event, *, enabled: bool) -> Iterator[th
 
 
 def audit_verify(
-    engine: Engine, *, anchor: str | None, out: TextIO, err: TextIO | None = None, as_json: bool = False
+    engine: Engine,
+    *,
+    anchor: str | None,
+    out: TextIO,
+    err: TextIO | None = None,
+    as_json: bool = False,
+    anchors: Sequence[tuple[str, Anchor]] | None = None,
+    anchors_from: str = "",
+    signer: Signer | None = None,
 ) -> int:
-    """``rotator audit verify``: recompute the chain; exit 1 naming the first bad row."""
+    """``rotator audit verify``: check the signed anchors, recompute the chain; exit 1 naming the first problem."""
     try:
         expected = parse_anchor(anchor) if anchor else None
     except ValueError as problem:
         return _usage(err, problem)
-    result = verify_chain(engine, anchor=expected)
-    anchors = [expected] if expected else []
+    try:
+        if anchors is not None:
+            check_signatures(anchors, signer=signer, where=anchors_from)
+    except AnchorError as refused:
+        return _refused(refused, out=out, as_json=as_json)
+    heads = [signed.head for _, signed in anchors or ()]
+    result = verify_chain(engine, anchor=expected, anchors=heads)
+    heads += [expected] if expected else []
     if as_json:
-        out.write(json.dumps(verify_document(result, anchors=anchors)) + "\n")
+        out.write(json.dumps(verify_document(result, anchors=heads)) + "\n")
         return EXIT_OK if result.ok else EXIT_FAILED
     head = str(result.head) if result.head else "none (empty trail)"
     if result.problem is None:
         anchored = f"; anchor {expected} confirmed" if expected else ""
+        if anchors:
+            newest = max(heads, key=lambda h: h.seq)
+            anchored += f"; {len(anchors)} signed anchors hold (newest {newest})"
         out.write(f"ok: {result.rows_checked} rows checked; head {head}{anchored}\n")
         return EXIT_OK
     out.write(f"FAILED: {result.rows_checked} rows checked before the first problem; last good row {head}\n")
     out.write(f"first bad row: seq {result.problem.seq}: {result.problem.kind}: {result.problem.detail}\n")
+    return EXIT_FAILED
+
+
+def _refused(refused: AnchorError, *, out: TextIO, as_json: bool) -> int:
+    """An anchor that cannot be trusted: the chain is not walked; exit 1."""
+    if as_json:
+        problem = {"seq": None, "kind": "anchor_invalid", "detail": str(refused)}
+        document = {"ok": False, "rows_checked": 0, "head": None, "anchors_checked": 0, "problem": problem}
+        out.write(json.dumps({**document, "newest_anchor": None}) + "\n")
+    else:
+        out.write(f"FAILED: anchor refused: {refused}\n")
     return EXIT_FAILED
 
 
