@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
 import hvac
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from service import cli
 from service.anchors import Anchor, AnchorError, check_signatures, load_anchors, read_anchor_file
@@ -148,3 +151,16 @@ def test_verify_with_vault_unreachable_exits_3_on_one_line(
     assert captured.err.count("\n") == 1
     assert "cannot connect to Vault at http://127.0.0.1:9" in captured.err
     assert "Traceback" not in captured.err + captured.out
+
+
+def test_transit_signature_verifies_offline_with_the_exported_public_key(
+    root: hvac.Client, root_session: VaultSession, transit_mount: str
+) -> None:
+    """As docs/audit.md says: Ed25519 over the canonical bytes, checkable with the key Vault exports."""
+    signer = TransitSigner(session=root_session, mount=transit_mount, key="rotator-anchors")
+    anchor = signed(signer)
+    exported = root.secrets.transit.read_key(name="rotator-anchors", mount_point=transit_mount)
+    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(exported["data"]["keys"]["1"]["public_key"]))
+    public.verify(base64.b64decode(anchor.signature.removeprefix("vault:v1:")), anchor.payload())
+    with pytest.raises(InvalidSignature):
+        public.verify(base64.b64decode(anchor.signature.removeprefix("vault:v1:")), anchor.payload() + b" ")
