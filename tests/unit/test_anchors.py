@@ -24,8 +24,9 @@ from service.anchors import (
 )
 from service.errors import ConfigError, RotatorError, VaultUnavailable
 from service.metrics import Metrics
-from service.model import ChainHead
-from service.observe import anchor_failure_reporter
+from service.model import ChainHead, Trigger
+from service.observe import Observer, anchor_failure_reporter
+from service.sweep import SweepReport
 from tests.fakes import NOW
 
 HEAD = ChainHead(7, "ab" * 32)
@@ -177,3 +178,14 @@ def test_check_signatures_refuses_forged_unsigned_other_key_and_empty() -> None:
     with pytest.raises(AnchorError, match="holds no anchor"):
         check_signatures([], signer=signer, where="f")
     assert isinstance(AnchorError("x"), RotatorError)
+
+
+def test_the_worker_logs_an_anchor_only_when_the_head_moved() -> None:
+    """Sweeps that leave the chain head where it was add no audit.anchor line (they used to add one each)."""
+    out = io.StringIO()
+    logs.configure("info", "json", stream=out)
+    observer = Observer(metrics=Metrics(), clock=lambda: NOW)
+    for head in (HEAD, HEAD, HEAD, ChainHead(8, "cd" * 32)):
+        observer.sweep_finished(SweepReport(run_id="r", trigger=Trigger.SCHEDULE, results=[], head=head, duration_ms=1))
+    anchors = [json.loads(line)["anchor"] for line in out.getvalue().splitlines() if '"audit.anchor"' in line]
+    assert anchors == [f"7:{'ab' * 32}", f"8:{'cd' * 32}"]
