@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from service import __version__
@@ -126,6 +125,15 @@ def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser], co
         help="check every signed anchor kept there, and the chain holds each",
     )
 
+    report = audit.add_parser("report", parents=[common], help="a compliance report of a time window (HTML or JSON)")
+    report.add_argument("--since", metavar="TIME", default="30d", help="ISO 8601 time or a duration ago (default 30d)")
+    report.add_argument("--until", metavar="TIME", help="end of the window (default now)")
+    report.add_argument("--target", action="append", default=[], metavar="NAME", help="only this target (repeatable)")
+    report.add_argument("--format", choices=["html", "json"], default="html")
+    report.add_argument("--output", "-o", metavar="FILE", required=True, help="write the report here")
+    report.add_argument("--anchors", metavar="FILE|vault:[MOUNT/PATH]", help="check these signed anchors too")
+    report.add_argument("--no-verify", action="store_true", help="skip walking the hash chain (say so in the report)")
+
 
 def _add_audit_filters(parser: argparse.ArgumentParser) -> None:
     for flag in ("--secret", "--target", "--event", "--actor", "--run"):
@@ -236,44 +244,24 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    from service import commands_audit
     from service.app import App
     from service.audit import commands
 
     with App(load(args)) as app:
-        engine = app.engine
         out = sys.stdout
-        if args.audit_command in ("list", "export"):
-            filters = {
-                "secrets": args.secret,
-                "targets": args.target,
-                "events": args.event,
-                "actors": args.actor,
-                "runs": args.run,
-                "since": args.since,
-                "until": args.until,
-            }
         if args.audit_command == "list":
+            filters = commands_audit.filters(args)
             return commands.audit_list(
-                engine, **filters, limit=args.limit, fmt=args.format, columns=args.columns, out=out
+                app.engine, **filters, limit=args.limit, fmt=args.format, columns=args.columns, out=out
             )
         if args.audit_command == "show":
-            return commands.audit_show(engine, ident=args.id, fmt=args.format, columns=args.columns, out=out)
+            return commands.audit_show(app.engine, ident=args.id, fmt=args.format, columns=args.columns, out=out)
         if args.audit_command == "export":
-            options = {
-                "fmt": args.format,
-                "after_seq": args.after_seq,
-                "follow": args.follow,
-                "poll_seconds": args.poll,
-            }
-            if args.output:
-                with Path(args.output).open("a" if args.follow else "w", encoding="utf-8", newline="") as handle:
-                    return commands.audit_export(engine, **filters, **options, out=handle)
-            return commands.audit_export(engine, **filters, **options, out=out)
-        if args.anchors:
-            from service.commands_audit import verify_anchored
-
-            return verify_anchored(app, spec=args.anchors, anchor=args.anchor, as_json=args.json, out=out)
-        return commands.audit_verify(engine, anchor=args.anchor, as_json=args.json, out=out)
+            return commands_audit.export(app, args, out=out)
+        if args.audit_command == "report":
+            return commands_audit.report(app, args, out=out)
+        return commands_audit.verify(app, args, out=out)
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -308,7 +296,7 @@ def cmd_emulator_aicore(args: argparse.Namespace) -> int:
 
 
 def handlers() -> dict[str, Handler]:
-    audit = {f"audit {name}": cmd_audit for name in ("list", "show", "export", "verify")}
+    audit = {f"audit {name}": cmd_audit for name in ("list", "show", "export", "verify", "report")}
     db = {f"db {name}": cmd_db for name in ("upgrade", "current", "grants")}
     return {
         "run": cmd_run,

@@ -15,12 +15,16 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy.engine import Engine, RowMapping
 
 from service.anchors import Anchor, AnchorError, Signer, check_signatures
 from service.audit import migrate
+from service.audit.chain import format_time
+from service.audit.compliance import Window, activity
+from service.audit.compliance_render import render_html, report_document
 from service.audit.grants import grants_sql
 from service.audit.output import WRITERS, parse_columns
 from service.audit.queries import (
@@ -39,6 +43,7 @@ from service.model import ChainHead, EventType
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LIST_FORMATS, SHOW_FORMATS, EXPORT_FORMATS = ("table", "jsonl", "csv"), ("text", "json"), ("jsonl", "csv")
 FOLLOW_POLL_SECONDS = 2.0
+REPORT_FORMATS = ("html", "json")
 
 
 class UsageProblem(ValueError):
@@ -288,6 +293,71 @@ def verify_document(result: VerifyResult, *, anchors: Sequence[ChainHead]) -> di
 
 def _head_json(head: ChainHead | None) -> dict[str, Any] | None:
     return None if head is None else {"seq": head.seq, "row_hash": head.row_hash}
+
+
+def audit_report(
+    engine: Engine,
+    *,
+    since: str,
+    until: str | None,
+    targets: Sequence[str],
+    fmt: str,
+    output: Path,
+    out: TextIO,
+    verify: bool = True,
+    anchors: Sequence[tuple[str, Anchor]] | None = None,
+    anchors_from: str = "",
+    signer: Signer | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """``rotator audit report``: the compliance report of a window, as HTML or JSON; exit 1 if the chain is broken."""
+    now = datetime.now(UTC)
+    try:
+        writer = {"html": render_html, "json": _json_text}[_format(fmt, REPORT_FORMATS)]
+        window = Window(since=parse_time(since, now=now), until=_time(until, now) or now, targets=targets)
+        if window.since >= window.until:
+            raise UsageProblem(f"--since {since!r} is not before --until ({format_time(window.until)})")
+    except ValueError as problem:
+        return _usage(err, problem)
+    chain = _chain_result(engine, verify=verify, anchors=anchors, anchors_from=anchors_from, signer=signer)
+    newest = max((signed for _, signed in anchors or ()), key=lambda a: a.seq, default=None)
+    found = activity(engine, window)
+    document = report_document(found, chain=chain, last_anchor=newest.document() if newest else None, generated_at=now)
+    output.write_text(writer(document), encoding="utf-8")
+    state = "not verified" if chain is None else "intact" if chain["ok"] else "BROKEN"
+    out.write(f"wrote {output}: {len(found.pairs)} (target, secret) pairs, chain {state}\n")
+    return EXIT_OK if chain is None or chain["ok"] else EXIT_FAILED
+
+
+def _json_text(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _chain_result(
+    engine: Engine,
+    *,
+    verify: bool,
+    anchors: Sequence[tuple[str, Anchor]] | None,
+    anchors_from: str,
+    signer: Signer | None,
+) -> dict[str, Any] | None:
+    if not verify:
+        return None
+    try:
+        if anchors is not None:
+            check_signatures(anchors, signer=signer, where=anchors_from)
+    except AnchorError as refused:
+        problem = {"seq": None, "kind": "anchor_invalid", "detail": str(refused)}
+        return {
+            "ok": False,
+            "rows_checked": 0,
+            "head": None,
+            "anchors_checked": 0,
+            "newest_anchor": None,
+            "problem": problem,
+        }
+    heads = [signed.head for _, signed in anchors or ()]
+    return verify_document(verify_chain(engine, anchors=heads), anchors=heads)
 
 
 def db_upgrade(engine: Engine, out: TextIO) -> int:
