@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy.engine import Engine
 
 from service.anchors import Anchor, AnchorError, Signer, check_signatures
 from service.audit import migrate
@@ -195,7 +195,7 @@ class ExportCursor:
         self.last_seq = last_seq
         self.count = 0
 
-    def track(self, rows: Iterator[RowMapping]) -> Iterator[RowMapping]:
+    def track(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for row in rows:
             yield row
             self.last_seq, self.count = row["seq"], self.count + 1

@@ -35,9 +35,12 @@ TABLE = (
 Row = Mapping[Any, Any]
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one encoder, not one per row
+
+
 def as_json(row: Row) -> dict[str, Any]:
-    """Every column, JSON-ready."""
-    document = {name: row[name] for name in COLUMNS}
+    """Every column, JSON-ready (a plain dict of every column, in order, is converted in place)."""
+    document = row if type(row) is dict and len(row) == len(COLUMNS) else {name: row[name] for name in COLUMNS}
     document["recorded_at"] = format_time(row["recorded_at"])
     document["registries"] = list(row["registries"])
     return document
@@ -85,12 +88,12 @@ def write_table(rows: Iterable[Row], out: TextIO, columns: Sequence[str] | None 
 
 def write_jsonl(rows: Iterable[Row], out: TextIO, columns: Sequence[str] | None = None) -> int:
     """One JSON object per line with every column (or the chosen ones); returns the number of events."""
-    count = 0
+    count, encode, write = 0, _ENCODER.encode, out.write
     for row in rows:
         document = as_json(row)
         if columns is not None:
             document = {name: document[name] for name in columns}
-        out.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n")
+        write(encode(document) + "\n")
         count += 1
     return count
 
