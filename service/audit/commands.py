@@ -177,14 +177,16 @@ def audit_export(
     except ValueError as problem:
         return _usage(err, problem)
     cursor = ExportCursor(after_seq or 0)
-    with _stopping_on_signals(stop if stop is not None else threading.Event(), enabled=follow) as stopping:
-        while True:
-            with streamed(engine, replace(chosen, after_seq=cursor.last_seq)) as rows:
-                writer(cursor.track(rows), out)
-            out.flush()
-            if not follow or stopping.wait(poll_seconds):
-                break
-    print(f"exported {cursor.count} rows, last seq {cursor.last_seq}", file=err or sys.stderr)
+    try:
+        with _stopping_on_signals(stop if stop is not None else threading.Event(), enabled=follow) as stopping:
+            while True:
+                with streamed(engine, replace(chosen, after_seq=cursor.last_seq)) as rows:
+                    writer(cursor.track(rows), out)
+                out.flush()
+                if not follow or stopping.wait(poll_seconds):
+                    break
+    finally:  # also when the database goes away mid-feed: the shipper can resume from here
+        print(f"exported {cursor.count} rows, last seq {cursor.last_seq}", file=err or sys.stderr)
     return EXIT_OK
 
 

@@ -113,7 +113,10 @@ def streamed(engine: Engine, chosen: AuditFilter, *, batch: int = EXPORT_BATCH) 
     query = sa.select(audit_events).where(*conditions(chosen)).order_by(audit_events.c.seq)
     with translated(f"export audit events at {where(engine)}"), engine.connect() as conn:
         result = conn.execution_options(yield_per=batch).execute(query)
-        yield _translated_rows(tuple(result.keys()), result)
+        try:
+            yield _translated_rows(tuple(result.keys()), result)
+        finally:  # a reader that stops early (a broken pipe) must not leave the server-side cursor open
+            result.close()
 
 
 def _translated_rows(names: tuple[str, ...], rows: Iterable[Sequence[Any]]) -> Iterator[dict[str, Any]]:

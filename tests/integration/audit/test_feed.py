@@ -185,3 +185,20 @@ def test_verify_json(engine: Engine, trail: list[AuditRecord]) -> None:
     assert commands.audit_verify(engine, anchor=None, as_json=True, out=out) == 1
     assert json.loads(out.getvalue())["problem"]["seq"] == 2
     assert json.loads(out.getvalue())["problem"]["kind"] == "changed"
+
+
+class _ClosingPipe(io.StringIO):
+    """A reader that goes away after two lines."""
+
+    def write(self, text: str) -> int:
+        if self.getvalue().count("\n") >= 2:
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+def test_a_feed_cut_short_still_reports_its_cursor(engine: Engine, trail: list[AuditRecord]) -> None:
+    """When the output breaks mid-feed the cursor line still names the last row written, to resume from."""
+    err = io.StringIO()
+    with pytest.raises(BrokenPipeError):
+        commands.audit_export(engine, fmt="jsonl", since=None, until=None, out=_ClosingPipe(), err=err)
+    assert err.getvalue() == "exported 2 rows, last seq 2\n"
