@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import hvac
 import pytest
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from service import cli
 from service.anchors import Anchor, AnchorError, check_signatures, load_anchors, read_anchor_file
 from service.app import App
-from service.config import Settings
+from service.config import SecretRef, Settings, VaultAuthConfig
 from service.errors import SourceError
 from service.model import ChainHead
 from service.vault import VaultSession
@@ -164,3 +165,60 @@ def test_transit_signature_verifies_offline_with_the_exported_public_key(
     public.verify(base64.b64decode(anchor.signature.removeprefix("vault:v1:")), anchor.payload())
     with pytest.raises(InvalidSignature):
         public.verify(base64.b64decode(anchor.signature.removeprefix("vault:v1:")), anchor.payload() + b" ")
+
+
+@pytest.fixture
+def limited_session(
+    root: hvac.Client, make_session: Any, make_policy: Any, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[dict[str, list[str]]], VaultSession]:
+    """Logged-in sessions whose tokens have only the given capabilities."""
+
+    def make(paths: dict[str, list[str]]) -> VaultSession:
+        token = root.auth.token.create(policies=[make_policy(paths)], ttl="10m")["auth"]["client_token"]
+        monkeypatch.setenv("ROTATOR_TEST_LIMITED_TOKEN", token)
+        session: VaultSession = make_session(
+            VaultAuthConfig(method="token", token=SecretRef(env="ROTATOR_TEST_LIMITED_TOKEN"))
+        )
+        session.login()
+        return session
+
+    return make
+
+
+def test_ed25519_transit_anchors_verify_locally_with_the_exported_key(
+    root_session: VaultSession, limited_session: Callable[[dict[str, list[str]]], VaultSession], transit_mount: str
+) -> None:
+    """With "read" on the key but no "update" on transit/verify, anchors still verify: locally, one request."""
+    anchor = signed(TransitSigner(session=root_session, mount=transit_mount, key="rotator-anchors"))
+    paths = {f"{transit_mount}/keys/rotator-anchors": ["read"]}
+    reader = TransitSigner(
+        session=limited_session(paths),
+        mount=transit_mount,
+        key="rotator-anchors",
+    )
+    assert reader.verify(anchor.payload(), anchor.signature)
+    assert not reader.verify(anchor.payload() + b"x", anchor.signature)
+    assert not reader.verify(anchor.payload(), anchor.signature.replace("vault:v1:", "vault:v2:"))
+
+
+def test_other_key_types_and_tokens_without_read_verify_through_vault(
+    root: hvac.Client,
+    root_session: VaultSession,
+    limited_session: Callable[[dict[str, list[str]]], VaultSession],
+    transit_mount: str,
+) -> None:
+    """An ecdsa-p256 key, or a token that may not read the key, is verified by transit/verify."""
+    root.secrets.transit.create_key(name="ecdsa-anchors", key_type="ecdsa-p256", mount_point=transit_mount)
+    ecdsa = TransitSigner(session=root_session, mount=transit_mount, key="ecdsa-anchors")
+    anchor = signed(ecdsa)
+    assert ecdsa.verify(anchor.payload(), anchor.signature)
+    assert not ecdsa.verify(anchor.payload() + b"x", anchor.signature)
+    ed = signed(TransitSigner(session=root_session, mount=transit_mount, key="rotator-anchors"))
+    paths = {f"{transit_mount}/verify/rotator-anchors": ["update"]}
+    verifier = TransitSigner(
+        session=limited_session(paths),
+        mount=transit_mount,
+        key="rotator-anchors",
+    )
+    assert verifier.verify(ed.payload(), ed.signature)
+    assert not verifier.verify(ed.payload() + b"x", ed.signature)
