@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -197,20 +198,22 @@ class Anchorer:
         self._clock = clock
         self._on_failure = on_failure
         self._last: ChainHead | None = None
+        self._lock = threading.Lock()  # sweeps may finish on two threads: anchors go out one at a time, in order
 
     def head_moved(self, head: ChainHead) -> Anchor | None:
         """Anchor ``head`` unless it is the head anchored last; the anchor, or None."""
-        if head == self._last:
-            return None
-        try:
-            anchor = self._sign(head)
-        except RotatorError as e:
-            self._on_failure("signing", e)
-            return None
-        written = [self._write(sink, anchor) for sink in self._sinks]
-        if all(written):
-            self._last = head  # a sink that failed gets the next head, even if this one does not move
-        return anchor
+        with self._lock:
+            if head == self._last:
+                return None
+            try:
+                anchor = self._sign(head)
+            except RotatorError as e:
+                self._on_failure("signing", e)
+                return None
+            written = [self._write(sink, anchor) for sink in self._sinks]
+            if all(written):
+                self._last = head  # a sink that failed gets the next head, even if this one does not move
+            return anchor
 
     def _sign(self, head: ChainHead) -> Anchor:
         key = self._signer.key_id if self._signer is not None else ""
