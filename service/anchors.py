@@ -210,6 +210,9 @@ class Anchorer:
             except RotatorError as e:
                 self._on_failure("signing", e)
                 return None
+            except Exception as e:  # noqa: BLE001 (an anchor must never stop the worker: counted and logged)
+                self._on_failure("signing", _unexpected(e))
+                return None
             written = [self._write(sink, anchor) for sink in self._sinks]
             if all(written):
                 self._last = head  # a sink that failed gets the next head, even if this one does not move
@@ -230,7 +233,20 @@ class Anchorer:
         except (RotatorError, OSError) as e:
             self._on_failure(sink.name, e)
             return False
+        except Exception as e:  # noqa: BLE001 (an anchor must never stop the worker: counted and logged)
+            self._on_failure(sink.name, _unexpected(e))
+            return False
         return True
+
+
+class AnchorUnexpected(RotatorError):
+    """An error no adapter translated while anchoring: only its class name travels (its text could hold anything)."""
+
+    code = "anchor_unexpected"
+
+
+def _unexpected(error: Exception) -> AnchorUnexpected:
+    return AnchorUnexpected(f"unexpected {type(error).__name__} while anchoring")
 
 
 # --- the verify side ---------------------------------------------------------------

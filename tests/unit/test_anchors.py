@@ -189,3 +189,22 @@ def test_the_worker_logs_an_anchor_only_when_the_head_moved() -> None:
         observer.sweep_finished(SweepReport(run_id="r", trigger=Trigger.SCHEDULE, results=[], head=head, duration_ms=1))
     anchors = [json.loads(line)["anchor"] for line in out.getvalue().splitlines() if '"audit.anchor"' in line]
     assert anchors == [f"7:{'ab' * 32}", f"8:{'cd' * 32}"]
+
+
+class CrashingSink:
+    """A sink with a bug: an error no adapter translated."""
+
+    name = "file"
+
+    def write(self, anchor: Anchor) -> None:
+        raise KeyError("data")
+
+
+def test_an_unexpected_error_in_a_sink_is_reported_by_class_only(tmp_path: Path) -> None:
+    """A sink that raises something untranslated is still just a counted failure; the other sinks write."""
+    made, failures = anchorer(
+        CrashingSink(), FileSink(tmp_path / "a.jsonl"), signer=Ed25519Signer.from_pem(pem(), where="k")
+    )
+    assert made.head_moved(HEAD) is not None
+    assert failures == [("file", "unexpected KeyError while anchoring")]
+    assert len(read_anchor_file(tmp_path / "a.jsonl")) == 1
