@@ -7,6 +7,7 @@ anchor path in Vault and the signing key (Vault Transit or Ed25519) come from th
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -65,10 +66,15 @@ def export(app: App, args: argparse.Namespace, *, out: TextIO) -> int:
         "poll_seconds": args.poll,
         **filters(args),
     }
-    if args.output:
-        with Path(args.output).open("a" if args.follow else "w", encoding="utf-8", newline="") as handle:
-            return commands.audit_export(app.engine, **options, out=handle)
-    return commands.audit_export(app.engine, **options, out=out)
+    if not args.output:
+        return commands.audit_export(app.engine, **options, out=out)
+    try:
+        handle = Path(args.output).open("a" if args.follow else "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as e:
+        sys.stderr.write(f"error: cannot write the export to {args.output}: {e.strerror}\n")
+        return commands.EXIT_USAGE
+    with handle:
+        return commands.audit_export(app.engine, **options, out=handle)
 
 
 def verify(app: App, args: argparse.Namespace, *, out: TextIO) -> int:

@@ -325,7 +325,10 @@ def audit_report(
     newest = max((signed for _, signed in anchors or ()), key=lambda a: a.seq, default=None)
     found = activity(engine, window)
     document = report_document(found, chain=chain, last_anchor=newest.document() if newest else None, generated_at=now)
-    output.write_text(writer(document), encoding="utf-8")
+    try:
+        output.write_text(writer(document), encoding="utf-8")
+    except OSError as e:
+        return _usage(err, UsageProblem(f"cannot write the report to {output}: {e.strerror}"))
     state = "not verified" if chain is None else "intact" if chain["ok"] else "BROKEN"
     out.write(f"wrote {output}: {len(found.pairs)} (target, secret) pairs, chain {state}\n")
     return EXIT_OK if chain is None or chain["ok"] else EXIT_FAILED

@@ -240,3 +240,16 @@ def test_cli_report_writes_the_file(
     argv = ["audit", "report", "-c", str(config), "--since", "30d", "--format", "json", "-o", str(output)]
     assert cli.main(argv) == 0
     assert len(json.loads(output.read_text())["pairs"]) == 3
+
+
+def test_report_to_a_missing_directory_is_one_line(
+    engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An output path that cannot be written is named on one line, exit 2, no traceback."""
+    out = io.StringIO()
+    output = tmp_path / "missing" / "report.html"
+    code = commands.audit_report(
+        engine, since="30d", until=None, targets=[], fmt="html", output=output, out=out, verify=False
+    )
+    assert code == 2
+    assert capsys.readouterr().err == f"error: cannot write the report to {output}: No such file or directory\n"
