@@ -8,12 +8,14 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from service import cli
 from service.audit import commands
 from service.audit.store import AuditStore
 from service.model import AuditRecord, EventType
@@ -202,3 +204,14 @@ def test_a_feed_cut_short_still_reports_its_cursor(engine: Engine, trail: list[A
     with pytest.raises(BrokenPipeError):
         commands.audit_export(engine, fmt="jsonl", since=None, until=None, out=_ClosingPipe(), err=err)
     assert err.getvalue() == "exported 2 rows, last seq 2\n"
+
+
+def test_cli_export_to_an_unwritable_path_is_one_line(
+    engine: Engine, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """rotator audit export -o DIR/missing/FILE names the path on one line and exits 2."""
+    config = tmp_path / "rotator.toml"
+    config.write_text(f'[database]\nurl = "{database_url}"\n')
+    target = tmp_path / "missing" / "feed.jsonl"
+    assert cli.main(["audit", "export", "-c", str(config), "-o", str(target)]) == 2
+    assert capsys.readouterr().err == f"error: cannot write the export to {target}: No such file or directory\n"
