@@ -227,7 +227,13 @@ def test_html_report_renders_in_headless_chromium(
     )
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert screenshot.stat().st_size > 10_000
-    print(f"report screenshot: {screenshot}")
+    pdf = tmp_path / "report.pdf"
+    printed = _headless(
+        chromium, tmp_path / "profile-pdf", f"--print-to-pdf={pdf}", "--no-pdf-header-footer", output.as_uri()
+    )
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    assert pdf.read_bytes().startswith(b"%PDF")
+    print(f"report screenshot: {screenshot}; printed: {pdf}")
 
 
 def test_cli_report_writes_the_file(
