@@ -454,6 +454,7 @@ class Rotator:
                 http_status=e.status,
                 aicore_request_id=e.request_id,
                 error_code=e.code,
+                aicore_error_code=e.error_code,
                 message=str(e),
                 duration_ms=self._elapsed(started),
             )
