@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from service.sandbox.aicore_emulator.rules import Refusal
 
+REQUEST_LOG_LIMIT = 100_000  # entries kept in memory: a long demo must not grow without bound
+
 
 @dataclass(frozen=True, slots=True)
 class Write:
@@ -139,7 +141,8 @@ class World:
         self.periodic_stall: PeriodicStall | None = None
         self._api_requests = 0
         self._method_requests: Counter[str] = Counter()
-        self._log: list[Request] = []
+        self._log: deque[Request] = deque(maxlen=REQUEST_LOG_LIMIT)
+        self._logged = 0
         self.log_sink: Callable[[Request], None] | None = None
 
     # --- tenants and knobs ----------------------------------------------------
@@ -334,8 +337,9 @@ class World:
     def log_request(self, seen: Seen, *, status: int, request_id: str) -> Request:
         """Append one answered request to the log (and to the sink, e.g. a JSONL file)."""
         with self._lock:
+            self._logged += 1
             record = Request(
-                number=len(self._log) + 1,
+                number=self._logged,
                 at=seen.at,
                 done=time.time(),
                 method=seen.method,
@@ -354,9 +358,9 @@ class World:
         return record
 
     def requests(self, since: int = 0) -> list[Request]:
-        """Logged requests from number ``since + 1`` on, oldest first."""
+        """Logged requests from number ``since + 1`` on, oldest first (the newest ``REQUEST_LOG_LIMIT`` are kept)."""
         with self._lock:
-            return self._log[since:]
+            return [record for record in self._log if record.number > since]
 
 
 def _require(tenant: Tenant, secret: str) -> None:

@@ -153,3 +153,17 @@ def test_emulator_command_refuses_a_bad_flag_in_one_line() -> None:
     assert result.returncode == 2
     assert "--fail-status" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_request_log_keeps_the_newest_entries_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond its limit the log drops the oldest entries and keeps numbering on."""
+    from service.sandbox.aicore_emulator import state
+
+    monkeypatch.setattr(state, "REQUEST_LOG_LIMIT", 3)
+    with AICoreEmulator() as emulator:
+        key = emulator.add_tenant("tenant-a")
+        with api_client(key) as api:
+            for _ in range(4):
+                api.get("/dockerRegistrySecrets")
+        assert [r.number for r in emulator.inspect.requests()] == [3, 4, 5]
+        assert [r.number for r in emulator.inspect.requests(since=4)] == [5]
