@@ -5,7 +5,9 @@ from __future__ import annotations
 import secrets
 import time
 
-from tests.e2e.processes import is_event
+import httpx
+
+from tests.e2e.processes import eventually, is_event
 from tests.faults import steps
 from tests.faults.scene import FaultScene
 
@@ -136,3 +138,32 @@ def test_latest_version_destroyed(case: FaultScene) -> None:
     third = case.put(steps.path_of(case, "acme"))
     steps.holds(case, "tenant-a", "acme", third)
     case.check()
+
+
+def test_a_pair_failing_past_its_schedule_is_stale_on_status_and_metrics(case: FaultScene) -> None:
+    """While its source is gone the pair turns stale (/status, and rotator_secret_stale within 15s); then fresh."""
+    case.fault("KV path deleted for longer than the schedule allows (period 1s + misfire grace 1s)")
+    case.set("rotation", misfire_grace="1s")
+    first = steps.pair(case)
+    worker = steps.started(case)
+    steps.holds(case, "tenant-a", "acme", first)
+    base = worker.http_url()
+    case.root.secrets.kv.v2.delete_metadata_and_all_versions(path=steps.path_of(case, "acme"), mount_point=case.mount)
+    eventually(lambda: _stale(base) == (True, 1.0), timeout=15, what="the pair stale on /status and /metrics")
+    password = case.put(steps.path_of(case, "acme"))
+    steps.holds(case, "tenant-a", "acme", password)
+    eventually(lambda: (_stale(base) or (True, 0))[0] is False, timeout=10, what="the pair fresh again on /status")
+    case.check()
+
+
+def _stale(base: str) -> tuple[bool, float] | None:
+    """(the pair's stale flag on /status, the rotator_secret_stale sample on /metrics)."""
+    rows = httpx.get(base + "/status", timeout=5).json()["rotations"]
+    samples = [
+        float(line.rsplit(" ", 1)[1])
+        for line in httpx.get(base + "/metrics", timeout=5).text.splitlines()
+        if line.startswith("rotator_secret_stale{") and 'secret="acme"' in line
+    ]
+    if len(rows) != 1 or len(samples) != 1:
+        return None
+    return bool(rows[0]["stale"]), samples[0]
