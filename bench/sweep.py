@@ -253,7 +253,7 @@ def bounds(settings: Any, layout: Layout, latency: float) -> dict[str, float]:
 def timed_sweep(app: Any, emulator: EmulatorProcess, *, force: bool, label: str) -> dict[str, Any]:
     """One sweep of every secret, as `rotator once` runs it: wall, CPU, outcomes, emulator counts."""
     from service.model import Trigger
-    from service.sweep import SweepRequest
+    from service.rotation import SweepRequest
 
     request = SweepRequest(secrets=app.settings.secrets, trigger=Trigger.MANUAL, force=force)
     before, usage = emulator.stats(), resource.getrusage(resource.RUSAGE_SELF)
@@ -297,7 +297,7 @@ def catch_up_requests(app: Any) -> list[Any]:
 def tick_requests(app: Any) -> list[Any]:
     """What `rotator run`'s scheduled ticks sweep: one secret each, due now."""
     from service.model import Trigger
-    from service.sweep import SweepRequest
+    from service.rotation import SweepRequest
 
     due = app.clock()
     return [SweepRequest(secrets=[secret], trigger=Trigger.SCHEDULE, due_by=due) for secret in app.settings.secrets]

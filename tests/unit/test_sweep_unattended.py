@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from service.engine.steps import SECRET_MISSING
 from service.errors import AuditUnavailable, OutcomeUnknown
 from service.model import EventType, Outcome, RotationKey, Trigger
-from service.sweep import SECRET_MISSING
 from tests.unit.test_sweep import World, secret
 
 KEY = RotationKey("eu", "acme-registry")
