@@ -63,6 +63,10 @@ class Recovery:
                 grant, _ = self._commit.claim(key, due_by=None)
                 if grant is None:
                     return False, None  # its owner is alive and holds it: the intent is not orphaned
+                records = self._still_open(records)
+                if not records:  # its owner closed it between our read and our claim
+                    self._commit.release([grant])
+                    return True, None
                 try:
                     self._commit.append([self._interrupted(scope, record) for record in records])
                 except RotatorError:
@@ -77,6 +81,15 @@ class Recovery:
             self._commit.release([grant])
             return True, scope.result(key, Outcome.INTERRUPTED, message="no longer configured; not rotated again")
         return True, rotate(scope, secret, key, grant)
+
+    def _still_open(self, records: list[AuditRecord]) -> list[AuditRecord]:
+        """Those of ``records`` no outcome names yet, read again while we hold the pair's lease.
+
+        The owner appends the outcome before it releases the lease, so once the lease is ours
+        no outcome can arrive for these intents: an intent closed in between is left alone.
+        """
+        still = {record.seq for record in self._audit.open_intents(after=records[0].seq - 1)}
+        return [record for record in records if record.seq in still]
 
     def _interrupted(self, scope: SweepScope, record: AuditRecord) -> AuditEvent:
         return replace(
