@@ -255,7 +255,7 @@ def timed_sweep(app: Any, emulator: EmulatorProcess, *, force: bool, label: str)
     from service.model import Trigger
     from service.rotation import SweepRequest
 
-    request = SweepRequest(secrets=app.settings.secrets, trigger=Trigger.MANUAL, force=force)
+    request = SweepRequest(secrets=app.settings.specs(), trigger=Trigger.MANUAL, force=force)
     before, usage = emulator.stats(), resource.getrusage(resource.RUSAGE_SELF)
     cpu, wall = time.process_time(), time.perf_counter()
     report = app.rotator.sweep(request)
@@ -300,7 +300,7 @@ def tick_requests(app: Any) -> list[Any]:
     from service.rotation import SweepRequest
 
     due = app.clock()
-    return [SweepRequest(secrets=[secret], trigger=Trigger.SCHEDULE, due_by=due) for secret in app.settings.secrets]
+    return [SweepRequest(secrets=[secret], trigger=Trigger.SCHEDULE, due_by=due) for secret in app.settings.specs()]
 
 
 def timed_jobs(app: Any, emulator: EmulatorProcess, requests: list[Any], *, label: str) -> dict[str, Any]:
