@@ -26,12 +26,14 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from service.aicore.client import AICoreClient
+    from service.anchors import Anchorer, Signer
     from service.audit.instance import InstanceLock
     from service.audit.state import PostgresStateStore
     from service.audit.store import AuditStore
     from service.engine import Rotator
     from service.metrics import Metrics
     from service.vault import VaultSession, VaultSource
+    from service.vault.anchors import KvAnchorSink
 
 log = logs.get_logger("rotator.app")
 
@@ -234,7 +236,7 @@ class App:
             audit=self.audit,
             state=self.state,
             verifier=verifier,
-            listener=Observer(metrics=self.metrics, clock=self.clock),
+            listener=Observer(metrics=self.metrics, clock=self.clock, anchorer=self.anchorer),
             clock=self.clock,
             options=RotatorOptions(
                 audit_key=self.audit_key,
@@ -274,6 +276,55 @@ class App:
 
         period = period_of(self.settings.schedule_of(secret), secret.name, self.clock())
         return period + self.settings.rotation.misfire_grace
+
+    @cached_property
+    def anchor_signer(self) -> Signer | None:
+        """The key that signs (and checks) anchors: Vault Transit or Ed25519; None when unsigned."""
+        from service.anchors import Ed25519Signer
+        from service.config import TransitSigning
+
+        signing = self.settings.audit.anchors.signing
+        if signing is None:
+            return None
+        if isinstance(signing, TransitSigning):
+            from service.vault.anchors import TransitSigner
+
+            return TransitSigner(session=self.vault_session, mount=signing.mount, key=signing.key)
+        where = "audit.anchors.signing.key"
+        return Ed25519Signer.from_pem(self.resolve(signing.key, where=where), where=where)
+
+    def anchor_vault(self, path: str | None = None) -> KvAnchorSink:
+        """The KV v2 anchor path: ``MOUNT/PATH``, or the configured one."""
+        from service.vault.anchors import KvAnchorSink
+
+        sink = self.settings.audit.anchors.vault
+        mount, _, rest = (path or "").strip("/").partition("/")
+        if path and not rest:
+            raise ConfigError("command line", [ConfigIssue("--anchors", f"vault:{path}: give vault:MOUNT/PATH")])
+        return KvAnchorSink(session=self.vault_session, mount=mount or sink.mount, path=rest or sink.path)
+
+    @cached_property
+    def anchorer(self) -> Anchorer:
+        """Signs the chain head after each sweep that moved it and writes it to the configured sinks."""
+        from service.anchors import Anchorer, AnchorSink, FileSink, LogSink
+        from service.observe import anchor_failure_reporter
+
+        config = self.settings.audit.anchors
+        sinks: list[AnchorSink] = []
+        for name in config.sinks:
+            if name == "log":
+                sinks.append(LogSink())
+            elif name == "file" and config.file is not None:
+                sinks.append(FileSink(config.file))
+            elif name == "vault":
+                sinks.append(self.anchor_vault())
+        return Anchorer(
+            signer=self.anchor_signer,
+            sinks=sinks,
+            instance=self.instance,
+            clock=self.clock,
+            on_failure=anchor_failure_reporter(self.metrics),
+        )
 
     def require_schema(self) -> None:
         from service.audit.migrate import require_head

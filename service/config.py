@@ -204,6 +204,45 @@ class PreviousAuditKey(_Model):
     key: SecretRef
 
 
+class TransitSigning(_Model):
+    """Sign anchors with a Vault Transit key (type ed25519 or ecdsa): the key never leaves Vault."""
+
+    kind: Literal["transit"]
+    mount: str = "transit"
+    key: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
+
+
+class Ed25519Signing(_Model):
+    """Sign anchors with an Ed25519 private key (PEM, PKCS#8), referenced like every secret."""
+
+    kind: Literal["ed25519"]
+    key: SecretRef
+
+
+class AnchorVaultSink(_Model):
+    """A KV v2 path whose versions are the anchors (Vault's own audit log records each write)."""
+
+    mount: str = "secret"
+    path: str = "rotator/anchors"
+
+
+class AnchorsConfig(_Model):
+    """Where the signed chain head goes after each sweep that moved it."""
+
+    sinks: list[Literal["log", "file", "vault"]] = ["log"]
+    file: Path | None = None
+    vault: AnchorVaultSink = AnchorVaultSink()
+    signing: Annotated[TransitSigning | Ed25519Signing, Field(discriminator="kind")] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> AnchorsConfig:
+        if "file" in self.sinks and self.file is None:
+            raise ValueError('the "file" sink needs file = "/path/anchors.jsonl"')
+        if set(self.sinks) - {"log"} and self.signing is None:
+            raise ValueError("the file and vault sinks keep signed anchors: set signing (transit or ed25519)")
+        return self
+
+
 class AuditConfig(_Model):
     """The HMAC key that fingerprints credentials, and its id (written in every fingerprint)."""
 
@@ -222,6 +261,8 @@ class AuditConfig(_Model):
         if repeated:
             raise ValueError(f"previous_keys repeats key_id {', '.join(map(repr, repeated))}")
         return self
+
+    anchors: AnchorsConfig = AnchorsConfig()
 
 
 # --- targets, sources, secrets ---------------------------------------------------
@@ -761,6 +802,7 @@ def secret_refs(settings: Settings) -> list[tuple[str, SecretRef]]:
         ("database.password", settings.database.password),
         ("audit.key", settings.audit.key),
         ("http.token", settings.http.token),
+        ("audit.anchors.signing.key", _ed25519_key(settings.audit.anchors)),
     ]
     refs += [
         (f"audit.previous_keys[{index}] ({previous.key_id}).key", previous.key)
@@ -768,6 +810,10 @@ def secret_refs(settings: Settings) -> list[tuple[str, SecretRef]]:
     ]
     refs += [(f"targets.{name}.service_key", target.service_key) for name, target in settings.targets.items()]
     return [(where, ref) for where, ref in refs if ref is not None]
+
+
+def _ed25519_key(anchors: AnchorsConfig) -> SecretRef | None:
+    return anchors.signing.key if isinstance(anchors.signing, Ed25519Signing) else None
 
 
 def local_ref_issues(settings: Settings, *, environ: Mapping[str, str] | None = None) -> list[ConfigIssue]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -376,6 +376,13 @@ def format_duration(value: timedelta) -> str:
     if ms:
         parts.append(f"{ms}ms")
     return sign + ("".join(parts) or "0s")
+
+
+def format_time(moment: datetime) -> str:
+    """A timezone-aware time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC (audit rows, anchors, exports)."""
+    if moment.tzinfo is None:
+        raise ValueError("audit times must be timezone-aware")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def short_fingerprint(fingerprint: str | None) -> str | None:

@@ -65,7 +65,26 @@ def token_grants(settings: Settings) -> Iterable[Grant]:
     yield Grant("auth/token/revoke-self", ("update",), ("vault session: revoked at shutdown",))
 
 
-GRANT_SOURCES: tuple[GrantSource, ...] = (source_grants, reference_grants, token_grants)
+def anchor_grants(settings: Settings) -> Iterable[Grant]:
+    """Signed audit anchors: the Transit key that signs them, the KV v2 path they are written to."""
+    from service.config import TransitSigning
+
+    anchors = settings.audit.anchors
+    if isinstance(anchors.signing, TransitSigning):
+        mount, key = anchors.signing.mount.strip("/"), anchors.signing.key
+        yield Grant(f"{mount}/sign/{key}", ("update",), ("audit.anchors.signing: the worker signs the chain head",))
+        yield Grant(f"{mount}/keys/{key}", ("read",), ("audit.anchors.signing: verify reads the public key",))
+    if "vault" in anchors.sinks:
+        mount, path = anchors.vault.mount.strip("/"), anchors.vault.path.strip("/")
+        yield Grant(
+            f"{mount}/data/{path}",
+            ("create", "read", "update"),
+            ("audit.anchors.vault: each anchor is a new version; verify reads them",),
+        )
+        yield Grant(f"{mount}/metadata/{path}", ("read",), ("audit.anchors.vault: verify lists the versions",))
+
+
+GRANT_SOURCES: tuple[GrantSource, ...] = (source_grants, reference_grants, token_grants, anchor_grants)
 
 
 def source_path(source: SourceConfig | SourceSpec) -> str:

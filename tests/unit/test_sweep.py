@@ -372,3 +372,17 @@ def test_failed_rotation_is_retried_soon_not_next_period(world: World) -> None:
     world.clock.advance(timedelta(minutes=1))
     (again,) = world.sweep().results
     assert world.clock.now + timedelta(seconds=30) <= again.next_run_at <= world.clock.now + timedelta(seconds=60)
+
+
+def test_failed_row_keeps_ai_cores_own_code_beside_ours(world: World) -> None:
+    """A failed write records our class code in error_code and AI Core's body code in aicore_error_code."""
+    world.stores["eu"].fail_with["acme-registry"] = Forbidden(
+        "this identity may not edit", status=403, error_code="ForbiddenAccess"
+    )
+    world.sweep(secret())
+    (failed,) = world.audit.events(EventType.FAILED)
+    assert (failed.error_code, failed.aicore_error_code, failed.http_status) == (
+        "aicore_forbidden",
+        "ForbiddenAccess",
+        403,
+    )
