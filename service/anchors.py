@@ -28,9 +28,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from service import logs
-from service.audit.chain import format_time
 from service.errors import ConfigError, ConfigIssue, RotatorError
-from service.model import ChainHead
+from service.model import ChainHead, format_time
 
 log = logs.get_logger("rotator.anchors")
 _MEMBERS = ("seq", "row_hash", "time", "instance", "key", "signature")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from service import __version__, logs
 from service.config import SecretConfig, SecretRef, Settings
 from service.errors import ConfigError, ConfigIssue, RotatorError
+from service.model import ScheduleSpec, SecretSpec
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -29,8 +30,8 @@ if TYPE_CHECKING:
     from service.audit.instance import InstanceLock
     from service.audit.state import PostgresStateStore
     from service.audit.store import AuditStore
+    from service.engine import Rotator
     from service.metrics import Metrics
-    from service.sweep import Rotator
     from service.vault import VaultSession, VaultSource
     from service.vault.anchors import KvAnchorSink
 
@@ -221,10 +222,10 @@ class App:
 
     @cached_property
     def rotator(self) -> Rotator:
+        from service.engine import Rotator, RotatorOptions
         from service.observe import Observer
         from service.registry import RegistryVerifier
         from service.scheduler import next_due_after, period_of
-        from service.sweep import Rotator, RotatorOptions
 
         rotation = self.settings.rotation
         verifier = RegistryVerifier()
@@ -252,8 +253,8 @@ class App:
                 renew_fraction=rotation.lease_renew_fraction,
                 failure_backoff=rotation.failure_backoff,
                 failure_backoff_max=rotation.failure_backoff_max,
-                schedule_next=lambda secret, now: next_due_after(self.settings.schedule_of(secret), secret.name, now),
-                confirm_every=lambda secret, now: period_of(self.settings.schedule_of(secret), secret.name, now),
+                schedule_next=lambda secret, now: next_due_after(_schedule(secret), secret.name, now),
+                confirm_every=lambda secret, now: period_of(_schedule(secret), secret.name, now),
             ),
         )
         self._closers.append(("rotator", rotator.close))
@@ -344,6 +345,11 @@ class App:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _schedule(secret: SecretSpec) -> ScheduleSpec:
+    assert secret.schedule is not None, "resolved by Settings.spec_of (load_settings refuses a secret without one)"
+    return secret.schedule
 
 
 def probe_dependencies(settings: Settings) -> int:

@@ -363,7 +363,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_once(args: argparse.Namespace) -> int:
     from service.app import App
     from service.model import Trigger
-    from service.sweep import SweepRequest
+    from service.rotation import SweepRequest
 
     settings = load(args)
     secrets = _select(settings, args.secret, args.target)
@@ -371,10 +371,10 @@ def cmd_once(args: argparse.Namespace) -> int:
         app.warn_insecure_transport()
         app.require_schema()
         if not args.dry_run:
-            app.rotator.recover(settings.pairs())
+            app.rotator.recover(settings.spec_pairs())
         report = app.rotator.sweep(
             SweepRequest(
-                secrets=secrets,
+                secrets=[settings.spec_of(secret) for secret in secrets],
                 trigger=Trigger.MANUAL,
                 force=args.force,
                 dry_run=args.dry_run,

@@ -33,7 +33,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from service.errors import ConfigError, ConfigIssue
 from service.model import (
+    OnUnreachable,
     RotationKey,
+    ScheduleSpec,
+    SecretSpec,
+    SourceSpec,
+    VerifyPolicy,
     format_duration,
     parse_duration,
     secret_name_problem,
@@ -302,6 +307,9 @@ class SourceConfig(_Model):
         pinned = f"@v{self.version}" if self.version else ""
         return f"{self.kind}:{self.mount.strip('/')}/{self.path.strip('/')}{pinned}"
 
+    def spec(self) -> SourceSpec:
+        return SourceSpec(**self.model_dump())
+
 
 class ScheduleConfig(_Model):
     """Exactly one of ``every`` (an interval) or ``cron`` (five fields)."""
@@ -329,6 +337,9 @@ class ScheduleConfig(_Model):
                 raise ValueError(f"bad cron expression {self.cron!r}: {problem}")
         return self
 
+    def spec(self) -> ScheduleSpec:
+        return ScheduleSpec(**self.model_dump())
+
     def describe(self) -> str:
         return (
             f"every {format_duration(self.every)}" if self.every is not None else f"cron {self.cron!r} {self.timezone}"
@@ -345,9 +356,25 @@ class VerifyConfig(_Model):
     timeout: Duration = timedelta(seconds=10)
     ca_cert: Path | None = None
 
+    def spec(self) -> VerifyPolicy:
+        return VerifyPolicy(**{**self.model_dump(), "on_unreachable": OnUnreachable(self.on_unreachable)})
+
 
 class SecretConfig(_Model):
     """One AI Core Docker registry secret, fed by one source, kept on one or more targets."""
+
+    def spec(self, *, default_schedule: ScheduleConfig | None = None) -> SecretSpec:
+        """This entry as the use case sees it (plain values), with its schedule or the default one."""
+        schedule = self.schedule or default_schedule
+        return SecretSpec(
+            name=self.name,
+            targets=tuple(self.targets),
+            registries=tuple(self.registries),
+            source=self.source.spec(),
+            create_missing=self.create_missing,
+            verify=self.verify.spec(),
+            schedule=schedule.spec() if schedule is not None else None,
+        )
 
     name: str
     targets: list[str] = Field(min_length=1)
@@ -471,6 +498,17 @@ class Settings(BaseSettings):
         schedule = secret.schedule or self.defaults.schedule
         assert schedule is not None, "validated by load_settings"
         return schedule
+
+    def spec_of(self, secret: SecretConfig) -> SecretSpec:
+        """The entry as the use case sees it, with its resolved schedule (its own or the default)."""
+        return secret.spec(default_schedule=self.defaults.schedule)
+
+    def specs(self) -> list[SecretSpec]:
+        return [self.spec_of(secret) for secret in self.secrets]
+
+    def spec_pairs(self) -> dict[RotationKey, SecretSpec]:
+        """Every configured (target, secret) and the entry that feeds it, as the use case sees them."""
+        return {key: spec for spec in self.specs() for key in spec.pairs()}
 
     def pairs(self) -> dict[RotationKey, SecretConfig]:
         """Every configured (target, secret) and the ``[[secrets]]`` entry that feeds it.

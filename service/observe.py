@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -10,11 +11,15 @@ from service import logs
 from service.anchors import Anchorer, LogSink
 from service.errors import RotatorError
 from service.metrics import Metrics
-from service.model import Outcome
-from service.rotation import RotationResult
-from service.sweep import SweepReport
+from service.model import Outcome, RotationKey
+from service.rotation import Notice, RotationResult, SweepReport
 
-_LEVELS = {Outcome.FAILED: "error", Outcome.REJECTED: "error", Outcome.INTERRUPTED: "warning"}
+_LEVELS = {
+    Outcome.FAILED: "error",
+    Outcome.REJECTED: "error",
+    Outcome.UNKNOWN: "warning",
+    Outcome.INTERRUPTED: "warning",
+}
 
 
 class Observer:
@@ -78,6 +83,22 @@ class Observer:
     def audit_write_failed(self, error: RotatorError) -> None:
         self._metrics.audit_write_failures.inc()
         self._log.error("audit.write_failed", error=error.code, message=str(error))
+
+    def noticed(self, notice: Notice) -> None:
+        """A log line of the engine's: its event, level and fields (a bug's traceback without locals)."""
+        extra: dict[str, Any] = dict(notice.fields)
+        if notice.exception is not None:
+            extra["exc_info"] = notice.exception
+        getattr(self._log, notice.level)(notice.event, **extra)
+
+    @contextmanager
+    def rotating(self, run_id: str, key: RotationKey) -> Iterator[None]:
+        """Every log line inside names the run, the secret and the target (structlog contextvars)."""
+        logs.bind(run_id=run_id, secret=key.secret, target=key.target)
+        try:
+            yield
+        finally:
+            logs.unbind("run_id", "secret", "target")
 
 
 def anchor_failure_reporter(metrics: Metrics) -> Callable[[str, RotatorError | OSError], None]:

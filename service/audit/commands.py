@@ -22,7 +22,6 @@ from sqlalchemy.engine import Engine
 
 from service.anchors import Anchor, AnchorError, Signer, check_signatures
 from service.audit import migrate
-from service.audit.chain import format_time
 from service.audit.compliance import Window, activity
 from service.audit.compliance_render import render_html, report_document
 from service.audit.grants import grants_sql
@@ -38,7 +37,7 @@ from service.audit.queries import (
 )
 from service.audit.verify import VerifyResult, verify_chain
 from service.errors import SchemaNotCurrent
-from service.model import ChainHead, EventType
+from service.model import ChainHead, EventType, format_time
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LIST_FORMATS, SHOW_FORMATS, EXPORT_FORMATS = ("table", "jsonl", "csv"), ("text", "json"), ("jsonl", "csv")

@@ -19,9 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from service.audit.chain import format_time
 from service.audit.db import translated, where
 from service.audit.tables import audit_events
+from service.model import format_time
 
 OUTCOMES = ("applied", "failed", "rejected", "unknown", "interrupted")
 FAILURES = ("failed", "rejected", "unknown", "interrupted")

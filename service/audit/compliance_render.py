@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Any
 
-from service.audit.chain import format_time
 from service.audit.compliance import FAILURES, OUTCOMES, Activity
+from service.model import format_time
 
 TIMELINE_SECRETS = 30  # secrets drawn in the timeline (the busiest); the table lists every pair
 RIGHT = 28  # room for the last day's label

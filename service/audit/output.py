@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC
 from typing import Any, Protocol, TextIO
 
-from service.audit.chain import format_time
 from service.audit.tables import audit_events
+from service.model import format_time
 
 COLUMNS: tuple[str, ...] = tuple(column.name for column in audit_events.columns)
 # (header, column, widest) for the table; widths shrink to the content.

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from service.config import SecretRef, Settings, SourceConfig, VaultRef, secret_refs
+from service.model import SourceSpec
 
 # Vault's capability names in its documentation's order; rendered in this order.
 CAPABILITIES = ("create", "read", "update", "patch", "delete", "list", "sudo", "deny")
@@ -86,7 +87,7 @@ def anchor_grants(settings: Settings) -> Iterable[Grant]:
 GRANT_SOURCES: tuple[GrantSource, ...] = (source_grants, reference_grants, token_grants, anchor_grants)
 
 
-def source_path(source: SourceConfig) -> str:
+def source_path(source: SourceConfig | SourceSpec) -> str:
     mount, path = source.mount.strip("/"), source.path.strip("/")
     return f"{mount}/data/{path}" if source.kind == "kv2" else f"{mount}/{path}"
 

@@ -26,7 +26,7 @@ from service.errors import ConfigError, RotatorError, VaultUnavailable
 from service.metrics import Metrics
 from service.model import ChainHead, Trigger
 from service.observe import Observer, anchor_failure_reporter
-from service.sweep import SweepReport
+from service.rotation import SweepReport
 from tests.fakes import NOW
 
 HEAD = ChainHead(7, "ab" * 32)

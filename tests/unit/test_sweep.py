@@ -10,9 +10,19 @@ from datetime import timedelta
 import pytest
 
 from service.config import SecretConfig, SourceConfig, VerifyConfig
+from service.engine import Rotator, RotatorOptions
 from service.errors import AICoreError, Forbidden, SourceNotFound
-from service.model import EventType, LeaseGrant, Outcome, RotationKey, RotationState, Trigger, VerificationOutcome
-from service.sweep import Rotator, RotatorOptions, SweepRequest
+from service.model import (
+    EventType,
+    LeaseGrant,
+    Outcome,
+    RotationKey,
+    RotationState,
+    SecretSpec,
+    Trigger,
+    VerificationOutcome,
+)
+from service.rotation import SweepRequest
 from tests.fakes import NOW, FakeAudit, FakeClock, FakeSource, FakeState, FakeStore, FakeVerifier, RecordingListener
 
 SENTINEL = "SENTINEL-registry-password-7f3a"
@@ -20,10 +30,10 @@ SENTINEL = "SENTINEL-registry-password-7f3a"
 
 def secret(
     name: str = "acme-registry", *, targets: tuple[str, ...] = ("eu",), path: str = "registries/acme", **kwargs: object
-) -> SecretConfig:
+) -> SecretSpec:
     return SecretConfig(
         name=name, targets=list(targets), registries=["registry.acme.example"], source=SourceConfig(path=path), **kwargs
-    )  # type: ignore[arg-type]
+    ).spec()  # type: ignore[arg-type]
 
 
 class World:
@@ -347,7 +357,7 @@ def test_same_path_with_other_fields_is_another_source(world: World) -> None:
         targets=["eu"],
         registries=["registry.acme.example"],
         source=SourceConfig(path="registries/acme", password_field="token"),
-    )
+    ).spec()
     world.stores["eu"].existing.add("token-registry")
     world.sweep(secret(), token_mapped)
     assert world.source.reads == ["registries/acme"] * 3
