@@ -157,9 +157,16 @@ class Rotator:
     config: Path
     env: dict[str, str]
     work: Path
+    profile: Path | None = None  # py-spy's raw (collapsed) stacks of each `once` and `run` go here
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "service", *args, "--config", str(self.config)]
+        command = [sys.executable, "-m", "service", *args, "--config", str(self.config)]
+        if self.profile is None or args[0] not in ("once", "run"):
+            return command
+        self.profile.mkdir(parents=True, exist_ok=True)
+        out = self.profile / f"{self.work.name}-{args[0]}-{uuid.uuid4().hex[:4]}.txt"
+        gil = ["--gil"] if args[0] == "once" else []  # once: where the CPU goes; run: what wakes up
+        return ["py-spy", "record", *gil, "-r", "100", "-f", "raw", "-o", str(out), "--", *command]
 
     def popen(self, *args: str, stdout: Path, stderr: Path) -> subprocess.Popen[bytes]:
         with stdout.open("wb") as out, stderr.open("wb") as err:
@@ -337,7 +344,7 @@ def sequential(*, layout: Layout, vault: str, token: str, key_dir: Path, limit: 
 
 @contextlib.contextmanager
 def world_scene(
-    world: World, *, admin_url: str, bao: Any, src: Path, audit_key: str, stack_dir: Path
+    world: World, *, admin_url: str, bao: Any, src: Path, audit_key: str, stack_dir: Path, profile: Path | None
 ) -> Iterator[tuple[Rotator, EmulatorProcess, Path]]:
     """A fresh database and emulator for one world; the rotator's configuration pointed at them."""
     from service.sandbox.processes import free_port
@@ -351,7 +358,8 @@ def world_scene(
             write_config(
                 config, world=world, vault=bao.address, database=url, key_dir=work / "keys", http_port=free_port()
             )
-            rotator = Rotator(src, config, rotator_env(src, vault_token=bao.root_token, audit_key=audit_key), work)
+            env = rotator_env(src, vault_token=bao.root_token, audit_key=audit_key)
+            rotator = Rotator(src, config, env, work, profile)
             migrate(rotator)
             yield rotator, emulator, work / "keys"
     finally:
@@ -376,7 +384,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         }
         seed_sources(bao.address, bao.root_token, own.sources)
         scene: dict[str, Any] = {"admin_url": admin, "bao": bao, "src": args.rotator_src}
-        scene |= {"audit_key": audit_key, "stack_dir": stack_dir}
+        scene |= {"audit_key": audit_key, "stack_dir": stack_dir, "profile": args.profile}
         for run in range(args.runs):
             with world_scene(World("own", own, args.latency_ms), **scene) as (rotator, emulator, keys):
                 first = timed_once(rotator, emulator, label="(a) first sweep: every credential new")
@@ -496,6 +504,9 @@ def main() -> None:
     parser.add_argument("--idle-s", type=float, default=60.0, help="how long to watch the idle run (0: skip it)")
     parser.add_argument("--settle-s", type=float, default=5.0, help="wait after worker.started before watching")
     parser.add_argument("--rotator-src", type=Path, default=REPO, help="the checkout the rotator runs from")
+    parser.add_argument(
+        "--profile", type=Path, help="run `once` and `run` under py-spy (CPU figures then include its cost)"
+    )
     parser.add_argument("--quick", action="store_true", help="a small run: 4 tenants x 10 secrets, 3 s idle")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes (default: bench/results)")
     args = parser.parse_args()
