@@ -59,6 +59,7 @@ DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
 TARGETS = {"once_cpu_ms_per_write": 1.5, "once_cpu_ms_per_unchanged": 0.7, "speedup": 15.0, "idle_cpu_pct": 0.5}
 IDLE_RSS_TARGET_MB = 100
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PY_SPY = str(Path(sys.executable).with_name("py-spy"))  # pip install py-spy, beside this Python
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ class Rotator:
         self.profile.mkdir(parents=True, exist_ok=True)
         out = self.profile / f"{self.work.name}-{args[0]}-{uuid.uuid4().hex[:4]}.txt"
         gil = ["--gil"] if args[0] == "once" else []  # once: where the CPU goes; run: what wakes up
-        return ["py-spy", "record", *gil, "-r", "100", "-f", "raw", "-o", str(out), "--", *command]
+        return [PY_SPY, "record", *gil, "-r", "100", "-f", "raw", "-o", str(out), "--", *command]
 
     def popen(self, *args: str, stdout: Path, stderr: Path) -> subprocess.Popen[bytes]:
         with stdout.open("wb") as out, stderr.open("wb") as err:
@@ -299,12 +300,13 @@ def sequential(*, layout: Layout, vault: str, token: str, key_dir: Path, limit: 
     vault_client = hvac.Client(url=vault, token=token)
     http = httpx.Client(timeout=30)
     tokens: dict[str, str] = {}
+    keys: dict[str, dict[str, Any]] = {}
     statuses: Counter[int] = Counter()
     cpu, wall = time.process_time(), time.perf_counter()
     try:
         for t, s in pairs:
             tenant = layout.tenant(t)
-            key = json.loads((key_dir / f"{tenant}.json").read_text())
+            key = keys.get(tenant) or keys.setdefault(tenant, json.loads((key_dir / f"{tenant}.json").read_text()))
             api = key["serviceurls"]["AI_API_URL"].removesuffix("/v2")
             if tenant not in tokens:
                 form = {"grant_type": "client_credentials", "client_id": key["clientid"]}
