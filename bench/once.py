@@ -158,16 +158,20 @@ class Rotator:
     config: Path
     env: dict[str, str]
     work: Path
-    profile: Path | None = None  # py-spy's raw (collapsed) stacks of each `once` and `run` go here
+    profile: Path | None = None  # py-spy's raw (collapsed) stacks of each `once` and the idle `run` go here
 
     def command(self, *args: str) -> list[str]:
         command = [sys.executable, "-m", "service", *args, "--config", str(self.config)]
-        if self.profile is None or args[0] not in ("once", "run"):
+        if self.profile is None or args[0] != "once":
             return command
+        return [*self.py_spy("once", "--gil"), "--", *command]  # --gil: where the CPU goes
+
+    def py_spy(self, name: str, *options: str) -> list[str]:
+        """py-spy writing raw (collapsed) stacks of the sampled process to the profile directory."""
+        assert self.profile is not None
         self.profile.mkdir(parents=True, exist_ok=True)
-        out = self.profile / f"{self.work.name}-{args[0]}-{uuid.uuid4().hex[:4]}.txt"
-        gil = ["--gil"] if args[0] == "once" else []  # once: where the CPU goes; run: what wakes up
-        return [PY_SPY, "record", *gil, "-r", "100", "-f", "raw", "-o", str(out), "--", *command]
+        out = self.profile / f"{self.work.name}-{name}-{uuid.uuid4().hex[:4]}.txt"
+        return [PY_SPY, "record", *options, "-r", "100", "-f", "raw", "-o", str(out)]
 
     def popen(self, *args: str, stdout: Path, stderr: Path) -> subprocess.Popen[bytes]:
         with stdout.open("wb") as out, stderr.open("wb") as err:
@@ -261,7 +265,9 @@ def idle_run(rotator: Rotator, *, idle_s: float, settle_s: float) -> dict[str, A
         startup_wall, startup_cpu = time.perf_counter() - started, process_cpu_s(process.pid)
         time.sleep(settle_s)
         cpu, wall = process_cpu_s(process.pid), time.perf_counter()
-        time.sleep(idle_s)
+        if rotator.profile is not None:  # what wakes up while idle: py-spy attached for the window
+            subprocess.run([*rotator.py_spy("run", "--pid", str(process.pid), "-d", str(int(idle_s)))], check=False)
+        time.sleep(max(0.0, idle_s - (time.perf_counter() - wall)))
         cpu, wall = process_cpu_s(process.pid) - cpu, time.perf_counter() - wall
         memory = process_rss_mb(process.pid)
         threads = len(list(Path(f"/proc/{process.pid}/task").iterdir()))
@@ -507,7 +513,7 @@ def main() -> None:
     parser.add_argument("--settle-s", type=float, default=5.0, help="wait after worker.started before watching")
     parser.add_argument("--rotator-src", type=Path, default=REPO, help="the checkout the rotator runs from")
     parser.add_argument(
-        "--profile", type=Path, help="run `once` and `run` under py-spy (CPU figures then include its cost)"
+        "--profile", type=Path, help="sample `once` and the idle `run` with py-spy (CPU figures then include its cost)"
     )
     parser.add_argument("--quick", action="store_true", help="a small run: 4 tenants x 10 secrets, 3 s idle")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes (default: bench/results)")

@@ -58,12 +58,14 @@ def parse(lines: Iterable[str]) -> Iterable[tuple[list[tuple[str, str]], int]]:
 
 
 def library_of(path: str) -> str | None:
+    """The library a frame's file belongs to (py-spy names files from their sys.path entry)."""
+    if ours(path):
+        return None
     parts = Path(path).parts
-    if "site-packages" in parts:
-        top = parts[parts.index("site-packages") + 1] if parts[-1] != "site-packages" else ""
-    elif "python3" in path and "lib" in parts:
-        top = parts[-2] if parts[-2] not in {"lib"} and not parts[-2].startswith("python3") else Path(path).stem
-    else:
+    if "site-packages" in parts:  # full paths, when py-spy could not shorten them
+        parts = parts[parts.index("site-packages") + 1 :]
+    top = parts[0].removesuffix(".py") if parts else ""
+    if not top:
         return None
     for prefix, name in LIBRARIES:
         if top.startswith(prefix):
@@ -72,8 +74,10 @@ def library_of(path: str) -> str | None:
 
 
 def ours(path: str) -> str | None:
-    marker = path.find("service/")
-    return path[marker:] if marker >= 0 else None
+    if path.startswith("service/"):
+        return path
+    marker = path.find("/service/")
+    return path[marker + 1 :] if marker >= 0 else None
 
 
 def summarise(paths: list[Path]) -> tuple[int, Counter[str], Counter[str]]:
