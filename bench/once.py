@@ -266,7 +266,9 @@ def idle_run(rotator: Rotator, *, idle_s: float, settle_s: float) -> dict[str, A
         time.sleep(settle_s)
         cpu, wall = process_cpu_s(process.pid), time.perf_counter()
         if rotator.profile is not None:  # what wakes up while idle: py-spy attached for the window
-            subprocess.run([*rotator.py_spy("run", "--pid", str(process.pid), "-d", str(int(idle_s)))], check=False)
+            subprocess.run(
+                [*rotator.py_spy("run", "--gil", "--pid", str(process.pid), "-d", str(int(idle_s)))], check=False
+            )
         time.sleep(max(0.0, idle_s - (time.perf_counter() - wall)))
         cpu, wall = process_cpu_s(process.pid) - cpu, time.perf_counter() - wall
         memory = process_rss_mb(process.pid)
