@@ -230,6 +230,7 @@ def startup_cpu(rotator: Rotator) -> dict[str, Any]:
         "exit_code": code,
         "wall_s": time.perf_counter() - wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
+        "max_rss_mb": usage.ru_maxrss / 1024,
     }
 
 
