@@ -33,6 +33,7 @@ def test_quick_once_benchmark_runs_and_writes_its_json(tmp_path: Path) -> None:
     assert run["second"]["patch"] == 0
     assert run["sequential"]["secrets"] == 40
     assert run["sequential"]["statuses"] == {"202": 40}
-    assert run["idle"]["sweeps_while_idle"] == 0
+    assert run["idle"]["idle_s"] >= 3
+    assert 0 <= run["idle"]["cpu_pct_of_core"] < 100
     assert run["idle"]["rss_mb"] > 0
     assert results["shared"]["outcomes"] == results["slow"]["outcomes"] == {"applied": 40}
