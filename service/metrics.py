@@ -113,6 +113,7 @@ class Metrics:
             ["target", "secret"],
             registry=r,
         )
+        self._stale_flags: dict[tuple[str, str], bool] = {}  # what pair_stale last set, per pair
         self.audit_head = Gauge("rotator_audit_chain_head_seq", "Sequence number of the audit chain head.", registry=r)
         self.anchor_failures = Counter(
             "rotator_audit_anchor_failures",
@@ -153,8 +154,15 @@ class Metrics:
             self.synced.labels(target=target, secret=secret).set(1 if outcome in SYNCED_OUTCOMES else 0)
 
     def pair_stale(self, *, target: str, secret: str, stale: bool) -> None:
-        """1 while the pair's last success is older than its schedule allows, else 0."""
+        """1 while the pair's last success is older than its schedule allows, else 0.
+
+        The health job reports every pair every 15 s; a flag that did not change is not set
+        again (at 5,000 pairs, label lookups were a fifth of the idle worker's CPU).
+        """
+        if self._stale_flags.get((target, secret)) is stale:
+            return
         self.stale.labels(target=target, secret=secret).set(1 if stale else 0)
+        self._stale_flags[(target, secret)] = stale
 
     def next_run_at(self, *, secret: str, at: datetime) -> None:
         """The secret's next scheduled run."""
