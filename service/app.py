@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from service.aicore.client import AICoreClient
+    from service.audit.controls import PostgresControls
     from service.audit.instance import InstanceLock
     from service.audit.state import PostgresStateStore
     from service.audit.store import AuditStore
@@ -127,6 +128,13 @@ class App:
         return AuditStore(self.engine)
 
     @cached_property
+    def controls(self) -> PostgresControls:
+        """Pauses and pins (``rotator pause``, ``rotator rollback``), shared by every replica."""
+        from service.audit.controls import PostgresControls
+
+        return PostgresControls(self.engine)
+
+    @cached_property
     def instance_lock(self) -> InstanceLock:
         from service.audit.instance import InstanceLock
 
@@ -201,6 +209,7 @@ class App:
             verifier=verifier,
             listener=Observer(metrics=self.metrics, clock=self.clock),
             clock=self.clock,
+            controls=self.controls,
             options=RotatorOptions(
                 audit_key=self.audit_key,
                 audit_key_id=self.settings.audit.key_id,

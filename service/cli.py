@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rotator {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from service import commands_operator
 
     commands.add_parser("run", parents=[common], help="run the worker: rotate every secret on its schedule")
 
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     once.add_argument("--dry-run", action="store_true", help="read, render and compare; write nothing to AI Core")
     once.add_argument("--force", action="store_true", help="write even when the credential is unchanged (audited)")
     once.add_argument("--json", action="store_true", help="one JSON object per rotation")
+    commands_operator.add_once_options(once)
+    commands_operator.add_parsers(commands, common)
 
     check = commands.add_parser(
         "check", parents=[common], help="validate the config and reach Vault, AI Core, database"
@@ -102,7 +105,7 @@ def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser], co
         dest="audit_command", metavar="SUBCOMMAND", required=True
     )
     listing = audit.add_parser("list", parents=[common], help="events, newest first")
-    for flag in ("--secret", "--target", "--event", "--actor", "--run"):
+    for flag in ("--secret", "--target", "--event", "--actor", "--run", "--operator"):
         listing.add_argument(flag, action="append", default=[], help=f"filter by {flag[2:]} (repeatable)")
     listing.add_argument("--since", metavar="TIME", help="ISO 8601 time or a duration ago (e.g. 24h)")
     listing.add_argument("--until", metavar="TIME")
@@ -165,19 +168,25 @@ def cmd_once(args: argparse.Namespace) -> int:
 
     settings = load(args)
     secrets = _select(settings, args.secret, args.target)
+    from service.commands_operator import operator_of, refuse_paused
+
+    request = SweepRequest(
+        secrets=secrets,
+        trigger=Trigger.MANUAL,
+        force=args.force,
+        dry_run=args.dry_run,
+        targets=frozenset(args.target) if args.target else None,
+        operator=operator_of(args),
+        reason=args.reason,
+        ignore_pause=args.ignore_pause,
+    )
     with App(settings) as app:
         app.require_schema()
+        if args.force and not args.ignore_pause:
+            refuse_paused(app, request)
         if not args.dry_run:
             app.rotator.recover({secret.name: secret for secret in settings.secrets})
-        report = app.rotator.sweep(
-            SweepRequest(
-                secrets=secrets,
-                trigger=Trigger.MANUAL,
-                force=args.force,
-                dry_run=args.dry_run,
-                targets=frozenset(args.target) if args.target else None,
-            )
-        )
+        report = app.rotator.sweep(request)
     from service.report import render_results
 
     print(render_results(report, as_json=args.json))
@@ -216,7 +225,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = load(args)
     with App(settings) as app:
         app.require_schema()
-        rows = status_rows(settings.secrets, app.state_reader.load())
+        rows = status_rows(settings.secrets, app.state_reader.load(), holds=app.controls.everything())
     print(json.dumps(rows, indent=2) if args.json else render_table(rows))
     return EXIT_OK
 
@@ -236,6 +245,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 events=args.event,
                 actors=args.actor,
                 runs=args.run,
+                operators=args.operator,
                 since=args.since,
                 until=args.until,
                 limit=args.limit,
@@ -286,6 +296,8 @@ def cmd_emulator_aicore(args: argparse.Namespace) -> int:
 
 
 def handlers() -> dict[str, Handler]:
+    from service import commands_operator
+
     audit = {f"audit {name}": cmd_audit for name in ("list", "show", "export", "verify")}
     db = {f"db {name}": cmd_db for name in ("upgrade", "current", "grants")}
     return {
@@ -297,6 +309,7 @@ def handlers() -> dict[str, Handler]:
         "emulator aicore": cmd_emulator_aicore,
         **audit,
         **db,
+        **commands_operator.HANDLERS,
     }
 
 

@@ -59,6 +59,12 @@ class Metrics:
             ["target", "secret"],
             registry=r,
         )
+        self.paused = Gauge(
+            "rotator_paused",
+            "1 while an operator's pause (`rotator pause`) holds the pair, else 0; set at each sweep.",
+            ["target", "secret"],
+            registry=r,
+        )
         self.audit_head = Gauge("rotator_audit_chain_head_seq", "Sequence number of the audit chain head.", registry=r)
         self.sweep_duration = Histogram(
             "rotator_sweep_duration_seconds", "Duration of one sweep.", buckets=DURATION_BUCKETS, registry=r
@@ -81,6 +87,9 @@ class Metrics:
         self.rotations.labels(target=target, secret=secret, outcome=outcome).inc()
         self.duration.observe(seconds)
         if outcome == "skipped":
+            return
+        self.paused.labels(target=target, secret=secret).set(1 if outcome == "paused" else 0)
+        if outcome == "paused":
             return
         self.last_attempt.labels(target=target, secret=secret).set(at.timestamp())
         if success:

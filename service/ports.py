@@ -28,6 +28,7 @@ from service.model import (
 
 if TYPE_CHECKING:
     from service.config import SourceConfig, VerifyConfig
+    from service.controls import Holds
     from service.errors import RotatorError
     from service.rotation import RotationResult
     from service.sweep import SweepReport
@@ -103,6 +104,14 @@ class StateStore(Protocol):
         ...
 
     def release(self, grants: Sequence[LeaseGrant]) -> None: ...
+
+
+class OperatorControls(Protocol):
+    """Pauses and pins set by operators (``rotator pause``, ``rotator rollback``)."""
+
+    def holds(self, keys: Sequence[RotationKey]) -> Holds:
+        """Every pause in force and the pins of ``keys``, in one round trip. Raises ``AuditError``."""
+        ...
 
 
 class RegistryVerifier(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from service.model import Outcome
 from service.rotation import RotationResult
 from service.status import short_fingerprint
 from service.sweep import SweepReport
@@ -25,6 +26,8 @@ def result_line(result: RotationResult) -> str:
     parts.append(f"{result.duration_ms}ms")
     if result.error_code:
         parts.append(f"[{result.error_code}] {result.message or ''}".rstrip())
+    elif result.outcome in (Outcome.PAUSED, Outcome.DEFERRED) and result.message:
+        parts.append(result.message)
     return "  ".join(parts)
 
 

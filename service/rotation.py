@@ -126,6 +126,8 @@ class EventContext:
     registries: tuple[str, ...]
     trigger: Trigger
     actor: str
+    operator: str | None = None  # manual sweeps: the person, beside the worker's actor
+    reason: str | None = None
     credential: RegistryCredential | None = None
     fingerprint: str | None = None
     previous_fingerprint: str | None = None
@@ -143,6 +145,8 @@ class EventContext:
             registries=self.registries,
             trigger=self.trigger,
             actor=self.actor,
+            operator=self.operator,
+            reason=self.reason,
             source_mount=source.mount if source else None,
             source_path=source.path if source else None,
             source_version=source.version if source else None,

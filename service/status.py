@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from service.config import SecretConfig
+from service.controls import Holds
 from service.model import Fingerprint, RotationKey, RotationState
 
 COLUMNS = (
@@ -18,11 +19,15 @@ COLUMNS = (
     "next_run_at",
     "fingerprint",
     "verification",
+    "hold",
 )
 
 
-def status_rows(secrets: Iterable[SecretConfig], states: Mapping[RotationKey, RotationState]) -> list[dict[str, Any]]:
-    """One row per configured (target, secret); a key never rotated shows as such."""
+def status_rows(
+    secrets: Iterable[SecretConfig], states: Mapping[RotationKey, RotationState], *, holds: Holds | None = None
+) -> list[dict[str, Any]]:
+    """One row per configured (target, secret); a key never rotated shows as such; pauses and pins show."""
+    holds = holds or Holds()
     rows = []
     for secret in secrets:
         for target in secret.targets:
@@ -42,9 +47,22 @@ def status_rows(secrets: Iterable[SecretConfig], states: Mapping[RotationKey, Ro
                     "verification": state.verification,
                     "verified_at": _iso(state.verified_at),
                     "credential_expires_at": _iso(state.credential_expires_at),
+                    **_hold_fields(holds, RotationKey(target, secret.name)),
                 }
             )
     return rows
+
+
+def _hold_fields(holds: Holds, key: RotationKey) -> dict[str, Any]:
+    """``paused`` (who, why), ``pinned_version``, and ``hold``: the short form for the table."""
+    pause, pin = holds.pause_of(key), holds.pin_of(key)
+    short = [word for word in ("paused" if pause else "", f"pinned v{pin.version}" if pin else "") if word]
+    return {
+        "paused": pause.describe() if pause else None,
+        "pinned_version": pin.version if pin else None,
+        "pinned": pin.describe() if pin else None,
+        "hold": ", ".join(short) or None,
+    }
 
 
 def render_table(rows: list[dict[str, Any]]) -> str:

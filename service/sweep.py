@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 from service import logs
 from service.batching import Batcher
 from service.config import SecretConfig
+from service.controls import Holds, Pause, Pin
 from service.dockerconfig import fingerprint, registry_hosts, render
 from service.errors import AICoreError, AuditError, RotatorError, SecretNotFound
 from service.model import (
@@ -40,7 +41,15 @@ from service.model import (
     VerificationResult,
     WriteReceipt,
 )
-from service.ports import AuditLog, CredentialSource, RegistryVerifier, RotationListener, SecretStore, StateStore
+from service.ports import (
+    AuditLog,
+    CredentialSource,
+    OperatorControls,
+    RegistryVerifier,
+    RotationListener,
+    SecretStore,
+    StateStore,
+)
 from service.rotation import (
     Action,
     EventContext,
@@ -67,6 +76,9 @@ class SweepRequest:
     dry_run: bool = False
     due_by: datetime | None = None  # scheduled sweeps: skip what another replica already did
     recheck: bool = False  # verify credentials already applied against their registry again
+    operator: str | None = None  # manual sweeps: the person who asked (audited beside the actor)
+    reason: str | None = None
+    ignore_pause: bool = False  # `once --force --ignore-pause`: rotate paused pairs too
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,8 +182,10 @@ class Rotator:
         clock: Callable[[], datetime],
         timer: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        controls: OperatorControls | None = None,
     ) -> None:
         self._source = source
+        self._controls = controls
         self._stores = stores
         self._audit = audit
         self._state = state
@@ -201,11 +215,27 @@ class Rotator:
             for target in secret.targets
             if request.targets is None or target in request.targets
         ]
+        holds = self._holds([key for _, key in work])  # one query: DESIGN.md step 1, before any claim
         futures: dict[int, Future[RotationResult]] = {}
+        paused: dict[int, RotationResult] = {}
         for index in interleave_by_target([key for _, key in work]):  # submitted in turn by target
-            futures[index] = self._pool.submit(self._rotate, scope, *work[index])
-        results = [futures[index].result() for index in range(len(work))]  # reported in configuration order
+            secret, key = work[index]
+            pause = holds.pause_of(key)
+            if pause is not None and not request.ignore_pause:
+                paused[index] = self._paused(scope, key, pause)
+                continue
+            futures[index] = self._pool.submit(self._rotate, scope, pinned(secret, holds.pin_of(key)), key)
+        results = [paused.get(index) or futures[index].result() for index in range(len(work))]  # in config order
         return self._report(scope, results, started)
+
+    def _holds(self, keys: list[RotationKey]) -> Holds:
+        return self._controls.holds(keys) if self._controls is not None and keys else Holds()
+
+    def _paused(self, scope: _Scope, key: RotationKey, pause: Pause) -> RotationResult:
+        """A paused pair: no claim, no Vault read, no write; reported and counted."""
+        result = self._result(scope, key, Outcome.PAUSED, message=pause.describe())
+        self._listener.rotation_finished(result)
+        return result
 
     def recover(self, secrets: Mapping[str, SecretConfig]) -> SweepReport:
         """Close intents left open by a dead process as ``interrupted`` and rotate them again at once."""
@@ -218,8 +248,9 @@ class Rotator:
         latest: dict[RotationKey, AuditRecord] = {}
         for record in self._audit.open_intents():
             latest[RotationKey(record.event.target, record.event.secret)] = record
+        holds = self._holds(list(latest))
         futures = [
-            self._pool.submit(self._recover_one, scope, record, secrets.get(key.secret))
+            self._pool.submit(self._recover_one, scope, record, _held(secrets.get(key.secret), holds, key))
             for key, record in latest.items()
         ]
         results = [result for future in futures if (result := future.result()) is not None]
@@ -320,6 +351,8 @@ class Rotator:
             registries=tuple(hosts),
             trigger=scope.request.trigger,
             actor=self._options.actor,
+            operator=scope.request.operator,
+            reason=scope.request.reason,
             credential=credential,
             fingerprint=str(new),
             previous_fingerprint=previous,
@@ -470,7 +503,9 @@ class Rotator:
             logs.unbind("run_id", "secret", "target")
         if secret is None or key.target not in secret.targets:
             self._state.release([grant])
-            return self._result(scope, key, Outcome.INTERRUPTED, message="no longer configured; not rotated again")
+            return self._result(
+                scope, key, Outcome.INTERRUPTED, message="no longer configured, or paused; not rotated again"
+            )
         return self._rotate(scope, secret, key, grant)
 
     # --- helpers ------------------------------------------------------------------
@@ -582,6 +617,20 @@ class Rotator:
             )
             for item in items
         ]
+
+
+def pinned(secret: SecretConfig, pin: Pin | None) -> SecretConfig:
+    """``secret`` reading its pinned KV v2 version (after ``rotator rollback``), or as configured."""
+    if pin is None or secret.source.kind != "kv2":
+        return secret
+    return secret.model_copy(update={"source": secret.source.model_copy(update={"version": pin.version})})
+
+
+def _held(secret: SecretConfig | None, holds: Holds, key: RotationKey) -> SecretConfig | None:
+    """Recovery rotates a pinned pair at its pin and does not rotate a paused one again."""
+    if secret is None or holds.pause_of(key) is not None:
+        return None
+    return pinned(secret, holds.pin_of(key))
 
 
 def interleave_by_target(keys: Sequence[RotationKey]) -> list[int]:

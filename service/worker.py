@@ -227,7 +227,7 @@ class Worker:
         return checks
 
     def status(self) -> list[dict[str, Any]]:
-        return status_rows(self.settings.secrets, self.app.state.load())
+        return status_rows(self.settings.secrets, self.app.state.load(), holds=self.app.controls.everything())
 
 
 def overdue(

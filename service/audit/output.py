@@ -27,6 +27,7 @@ TABLE = (
     ("SECRET", "secret", 24),
     ("TRIGGER", "trigger", 8),
     ("ACTOR", "actor", 18),
+    ("OPERATOR", "operator", 18),  # manual actions: who ran them
     ("HTTP", "http_status", 4),
     ("FINGERPRINT", "fingerprint", 12),
     ("ERROR", "error_code", 18),
