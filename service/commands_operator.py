@@ -317,7 +317,7 @@ def _read_version(app: App, secret: SecretConfig, version: int) -> RegistryCrede
     except DependencyUnavailable:
         raise
     except SourceError as e:
-        raise _bad("--to-version", f"version {version} of {secret.source.describe()} cannot be read: {e}") from None
+        raise _bad("--to-version", f"cannot roll {secret.name} back to version {version}: {e}") from None
 
 
 def _unpin_failed(app: App, report: SweepReport, *, operator: str) -> None:

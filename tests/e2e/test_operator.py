@@ -1,0 +1,167 @@
+"""Operator controls against real servers and real `rotator` processes: pause, resume, rollback, unpin, who did it."""
+
+from __future__ import annotations
+
+import json
+
+from tests.e2e.processes import is_rotation
+from tests.e2e.scene import Scene, rows_of
+
+PATH = "registries/acme"
+OPERATOR = {"ROTATOR_OPERATOR": "alice@ops"}
+
+
+def _one_secret(scene: Scene, *targets: str) -> None:
+    for target in targets or ("tenant-a",):
+        scene.add_tenant(target)
+    scene.add_secret("acme-registry", targets=list(targets or ("tenant-a",)), path=PATH)
+
+
+def _exported(scene: Scene) -> list[dict[str, object]]:
+    return [json.loads(line) for line in scene.rotator("audit", "export", "--format", "jsonl").lines]
+
+
+def test_a_pause_while_run_goes_writes_nothing_and_resume_writes(scene: Scene) -> None:
+    """A running worker obeys a pause at its next tick (nothing written), and a resume at the one after."""
+    _one_secret(scene)
+    first = scene.put(PATH)
+    worker = scene.start_worker()
+    worker.wait_for(is_rotation(outcome="applied", source_version=1), what="the first rotation")
+    paused = scene.rotator("pause", "--secret", "acme-registry", "--reason", "incident 42", env=OPERATOR)
+    assert paused.lines[0] == "paused secret acme-registry on every target by alice@ops: incident 42"
+    mark = worker.mark()
+    scene.put(PATH)
+    event = worker.wait_for(is_rotation(outcome="paused"), since=mark, timeout=10, what="a paused tick")
+    assert "alice@ops" in event["message"]
+    worker.wait_for(is_rotation(outcome="paused"), since=worker.mark(), timeout=10, what="a second paused tick")
+    assert scene.stored_password("tenant-a", "acme-registry") == first
+    assert scene.patches("tenant-a", "acme-registry") == 1
+    resumed = scene.rotator("resume", "--secret", "acme-registry", "--operator", "bob", "--reason", "fixed")
+    assert resumed.lines[0].startswith("resumed secret acme-registry on every target")
+    worker.wait_for(is_rotation(outcome="applied", source_version=2), since=mark, timeout=10, what="resumed")
+    assert worker.stop() == 0
+    rows = _exported(scene)
+    [pause_row] = rows_of(rows, event="paused")
+    assert (pause_row["operator"], pause_row["reason"], pause_row["secret"]) == (
+        "alice@ops",
+        "incident 42",
+        "acme-registry",
+    )
+    assert str(pause_row["actor"]).endswith("@e2e"), "the process that wrote the row stays the actor"
+    [resume_row] = rows_of(rows, event="resumed")
+    assert (resume_row["operator"], resume_row["reason"]) == ("bob", "fixed")
+    assert scene.rotator("audit", "verify").stdout.startswith("ok:")
+
+
+def test_a_rollback_survives_three_scheduled_ticks_and_unpin_brings_the_current_version_back(scene: Scene) -> None:
+    """rollback writes version 1 (trigger rollback) and pins it; the worker keeps it; unpin writes version 2 again."""
+    _one_secret(scene)
+    old = scene.put(PATH)
+    current = scene.put(PATH)
+    worker = scene.start_worker()
+    worker.wait_for(is_rotation(outcome="applied", source_version=2), what="the first rotation")
+    back = scene.rotator(
+        "rollback", "--secret", "acme-registry", "--to-version", "1", "--reason", "v2 breaks pulls", env=OPERATOR
+    )
+    assert back.lines[0].startswith("applied")
+    assert "v1" in back.lines[0].split()
+    assert scene.stored_password("tenant-a", "acme-registry") == old
+    mark = worker.mark()
+    for tick in range(3):
+        worker.wait_for(
+            is_rotation(outcome="unchanged", source_version=1), since=mark, timeout=10, what=f"pinned tick {tick + 1}"
+        )
+        mark = worker.mark()
+    assert scene.stored_password("tenant-a", "acme-registry") == old
+    status = scene.rotator("status", "--json")
+    [row] = json.loads(status.stdout)
+    assert (row["hold"], row["pinned_version"]) == ("pinned v1", 1)
+    unpinned = scene.rotator("unpin", "--secret", "acme-registry", "--reason", "v3 coming", env=OPERATOR)
+    assert unpinned.lines[0].startswith("unpinned tenant-a/acme-registry (was pinned to version 1 by alice@ops")
+    assert unpinned.lines[1].startswith("applied")
+    assert scene.stored_password("tenant-a", "acme-registry") == current
+    assert worker.stop() == 0
+    rows = _exported(scene)
+    [pinned] = rows_of(rows, event="pinned")
+    assert (pinned["trigger"], pinned["source_version"], pinned["operator"]) == ("rollback", 1, "alice@ops")
+    [rollback_write] = rows_of(rows, event="applied", trigger="rollback")
+    assert (rollback_write["source_version"], rollback_write["reason"]) == (1, "v2 breaks pulls")
+    assert rollback_write["fingerprint"] != rollback_write["previous_fingerprint"]
+    [unpin_row] = rows_of(rows, event="unpinned")
+    assert unpin_row["operator"] == "alice@ops"
+    listed = scene.rotator("audit", "list", "--operator", "alice@ops", "--format", "jsonl")
+    assert {json.loads(line)["event"] for line in listed.lines} == {"pinned", "intent", "applied", "unpinned"}
+    by_instance = scene.rotator("audit", "list", "--actor", "e2e", "--format", "jsonl", "--limit", "500")
+    assert len(by_instance.lines) == len(rows)
+
+
+def test_once_records_the_operator_and_force_refuses_a_paused_pair(scene: Scene) -> None:
+    """once names its operator in the trail; once --force on a paused pair exits 2 unless --ignore-pause."""
+    _one_secret(scene)
+    scene.put(PATH)
+    scene.rotator("once", "--reason", "first rollout", env=OPERATOR)
+    assert {row["operator"] for row in _exported(scene)} == {"alice@ops"}
+    scene.rotator("pause", "--all", "--reason", "freeze")
+    skipped = scene.rotator("once")
+    assert skipped.lines[0].startswith("paused")
+    refused = scene.rotator("once", "--force", expect=2)
+    [line] = refused.plain_stderr
+    assert "tenant-a/acme-registry" in line
+    assert "--ignore-pause" in line
+    forced = scene.rotator("once", "--force", "--ignore-pause", "--reason", "hotfix", env=OPERATOR)
+    assert forced.lines[0].startswith("applied")
+    assert rows_of(_exported(scene), event="forced", operator="alice@ops", reason="hotfix")
+
+
+def test_pausing_what_is_paused_says_so_and_bad_names_exit_2(scene: Scene) -> None:
+    """A second pause exits 0 naming the first; unknown secrets and targets get one line and exit 2."""
+    _one_secret(scene)
+    scene.rotator("pause", "--target", "tenant-a", "--reason", "maintenance", env=OPERATOR)
+    again = scene.rotator("pause", "--target", "tenant-a", "--reason", "again")
+    assert again.lines == [again.lines[0]]
+    assert "already paused" in again.lines[0]
+    assert "alice@ops" in again.lines[0]
+    assert "maintenance" in again.lines[0]
+    for args in (
+        ("pause", "--secret", "nope", "--reason", "x"),
+        ("pause", "--target", "nope", "--reason", "x"),
+        ("resume", "--secret", "nope"),
+        ("rollback", "--secret", "nope", "--to-version", "1", "--reason", "x"),
+        ("unpin", "--secret", "acme-registry", "--target", "nope"),
+    ):
+        result = scene.rotator(*args, expect=2)
+        assert len(result.plain_stderr) == 1, result
+        assert "nope" in result.plain_stderr[0]
+    assert len(rows_of(_exported(scene), event="paused")) == 1
+    not_paused = scene.rotator("resume", "--secret", "acme-registry")
+    assert "not paused" in not_paused.lines[0]
+    assert "still paused" in not_paused.lines[1]
+
+
+def test_a_rollback_to_a_version_vault_cannot_give_writes_nothing(scene: Scene) -> None:
+    """A version that does not exist, or was deleted or destroyed, is one line and exit 2; nothing is written."""
+    _one_secret(scene)
+    for _ in range(3):
+        scene.put(PATH)
+    scene.root.secrets.kv.v2.delete_secret_versions(path=PATH, versions=[1], mount_point=scene.mount)
+    scene.root.secrets.kv.v2.destroy_secret_versions(path=PATH, versions=[2], mount_point=scene.mount)
+    for version, words in (("9", "does not exist"), ("1", "deleted"), ("2", "destroyed")):
+        result = scene.rotator(
+            "rollback", "--secret", "acme-registry", "--to-version", version, "--reason", "x", expect=2
+        )
+        assert len(result.plain_stderr) == 1, result
+        assert words in result.plain_stderr[0], result.plain_stderr
+    assert _exported(scene) == []
+    assert scene.emulator.inspect.writes("tenant-a") == []
+    assert json.loads(scene.rotator("status", "--json").stdout)[0]["hold"] is None
+
+
+def test_a_rollback_of_a_kv1_source_is_refused(scene: Scene) -> None:
+    """Only KV v2 keeps versions: a rollback of another kind of source is one line, exit 2."""
+    scene.add_tenant("tenant-a")
+    scene.add_secret("acme-registry", targets=["tenant-a"], path=PATH)
+    scene.secrets[0]["source"] = {"kind": "kv1", "mount": "kv1-nowhere", "path": PATH}
+    result = scene.rotator("rollback", "--secret", "acme-registry", "--to-version", "1", "--reason", "x", expect=2)
+    [line] = result.plain_stderr
+    assert "kv1" in line
+    assert "KV v2" in line
