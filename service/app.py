@@ -197,6 +197,7 @@ class App:
         from service.registry import RegistryVerifier
         from service.scheduler import next_due_after
         from service.sweep import Rotator, RotatorOptions
+        from service.windows import blocked
 
         rotation = self.settings.rotation
         verifier = RegistryVerifier()
@@ -225,6 +226,7 @@ class App:
                 failure_backoff=rotation.failure_backoff,
                 failure_backoff_max=rotation.failure_backoff_max,
                 schedule_next=lambda secret, now: next_due_after(self.settings.schedule_of(secret), secret.name, now),
+                window_block=lambda secret, now: blocked(self.settings.windows_of(secret), now),
             ),
         )
         self._closers.append(("rotator", rotator.close))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -142,6 +143,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if any(issue.severity == "error" for issue in issues):
         return EXIT_USAGE
     print(checks.summary(settings))
+    from service.windows import summary_lines
+
+    per_secret = {f"secret {secret.name}": secret.windows for secret in settings.secrets if secret.windows}
+    for line in summary_lines(settings.windows, per_secret, datetime.now(UTC)):
+        print(line)
     if args.offline:
         return EXIT_OK
     return checks.reachability(settings)

@@ -270,6 +270,35 @@ class ScheduleConfig(_Model):
         return f"every {self.every}" if self.every is not None else f"cron {self.cron!r} {self.timezone}"
 
 
+class WindowConfig(_Model):
+    """A time window, as ESO's syncWindows: from each ``cron`` start, for ``duration``, in ``timezone``.
+
+    ``deny``: nothing is written inside it. ``allow``: once any allow window applies, writes
+    happen only inside one. A run that falls outside what is allowed waits for the window's end.
+    """
+
+    kind: Literal["deny", "allow"] = "deny"
+    cron: str
+    duration: Duration
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _valid(self) -> WindowConfig:
+        if self.duration <= timedelta(0):
+            raise ValueError('duration must be positive (e.g. "2h")')
+        if self.duration > timedelta(days=31):
+            raise ValueError("duration must be at most 31 days")
+        from service.scheduler import cron_problem  # apscheduler only where needed
+
+        problem = cron_problem(self.cron, self.timezone)
+        if problem:
+            raise ValueError(f"bad cron expression {self.cron!r}: {problem}")
+        return self
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.cron!r} for {self.duration} ({self.timezone})"
+
+
 class VerifyConfig(_Model):
     """Check a new credential against the registry's v2 API before it is written."""
 
@@ -291,6 +320,7 @@ class SecretConfig(_Model):
     schedule: ScheduleConfig | None = None
     create_missing: bool = False
     verify: VerifyConfig = VerifyConfig()
+    windows: list[WindowConfig] = Field(default_factory=list)  # beside the global [[windows]]
 
     @field_validator("name")
     @classmethod
@@ -381,6 +411,7 @@ class Settings(BaseSettings):
     defaults: Defaults = Defaults()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     secrets: list[SecretConfig] = Field(default_factory=list)
+    windows: list[WindowConfig] = Field(default_factory=list)  # deny / allow windows for every secret
 
     @classmethod
     def settings_customise_sources(
@@ -398,6 +429,10 @@ class Settings(BaseSettings):
         schedule = secret.schedule or self.defaults.schedule
         assert schedule is not None, "validated by load_settings"
         return schedule
+
+    def windows_of(self, secret: SecretConfig) -> list[WindowConfig]:
+        """The global windows and the secret's own."""
+        return [*self.windows, *secret.windows]
 
     def secret(self, name: str) -> SecretConfig:
         for secret in self.secrets:

@@ -100,6 +100,8 @@ def state_after(previous: RotationState | None, result: RotationResult, *, now: 
     checked = replace(
         base, last_attempt_at=now, next_run_at=result.next_run_at or base.next_run_at, last_outcome=str(result.outcome)
     )
+    if result.outcome is Outcome.DEFERRED:  # a window held it: not a failure, next run at the window's end
+        return checked
     if result.verification is not None and result.verification != VerificationOutcome.SKIPPED:
         checked = replace(checked, verification=result.verification, verified_at=now)
     if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):

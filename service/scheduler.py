@@ -33,6 +33,13 @@ def cron_problem(expression: str, timezone: str = "UTC") -> str | None:
     return None
 
 
+def cron_start(expression: str, timezone: str, *, at_or_after: datetime) -> datetime | None:
+    """The first fire time of a five-field cron expression at or after ``at_or_after`` (pure; windows use it)."""
+    trigger = CronTrigger.from_crontab(expression, timezone=timezone)
+    start: datetime | None = trigger.get_next_fire_time(None, at_or_after)
+    return start.astimezone(UTC) if start is not None else None
+
+
 def phase(name: str, period: timedelta) -> timedelta:
     """A fixed offset in ``[0, period)`` derived from the secret's name."""
     if period <= timedelta(0):

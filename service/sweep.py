@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from service import logs
 from service.batching import Batcher
@@ -60,6 +60,9 @@ from service.rotation import (
     state_after,
     verification_allows,
 )
+
+if TYPE_CHECKING:
+    from service.windows import Block
 
 log = logs.get_logger("rotator.sweep")
 
@@ -114,6 +117,8 @@ class RotatorOptions:
     failure_backoff: timedelta = timedelta(seconds=30)
     failure_backoff_max: timedelta = timedelta(hours=1)
     schedule_next: Callable[[SecretConfig, datetime], datetime] | None = None
+    # Deny / allow windows: what holds the secret's writes at a time (service.windows.blocked), if anything.
+    window_block: Callable[[SecretConfig, datetime], Block | None] | None = None
 
 
 class _Once(Generic[K, V]):
@@ -146,6 +151,7 @@ class _Scope:
     now: datetime
     sources: _Once[Hashable, RegistryCredential] = field(default_factory=_Once)
     verifications: _Once[Hashable, VerificationResult] = field(default_factory=_Once)
+    windows: _Once[str, Block | None] = field(default_factory=_Once)
     # A rotation's outcome event waits here to be appended in the batch that saves its state.
     outcomes: dict[RotationKey, AuditEvent] = field(default_factory=dict)
 
@@ -337,6 +343,9 @@ class Rotator:
     def _attempt(
         self, scope: _Scope, secret: SecretConfig, key: RotationKey, state: RotationState | None
     ) -> RotationResult:
+        block = self._blocked(scope, secret)
+        if block is not None:  # a deny window (or no allow window) holds it: nothing read, nothing written
+            return self._result(scope, key, Outcome.DEFERRED, message=block.describe(), next_run_at=block.until)
         store = self._stores(key.target)
         # Keyed by the whole source (location and field mapping): one read per source per sweep.
         credential = scope.sources.get(secret.source, lambda: self._source.read(secret.source))
@@ -550,6 +559,12 @@ class Rotator:
             spread=self._rng.random(),
         )
         return min(scheduled, now + delay) if scheduled else now + delay
+
+    def _blocked(self, scope: _Scope, secret: SecretConfig) -> Block | None:
+        check = self._options.window_block
+        if check is None:
+            return None
+        return scope.windows.get(secret.name, lambda: check(secret, scope.now))
 
     def _scheduled(self, secret: SecretConfig, now: datetime) -> datetime | None:
         return self._options.schedule_next(secret, now) if self._options.schedule_next else None

@@ -22,7 +22,7 @@ from service.app import App
 from service.config import SecretConfig
 from service.errors import RotatorError
 from service.http import HealthServer, Probes
-from service.model import RotationKey, RotationState, Trigger
+from service.model import Outcome, RotationKey, RotationState, Trigger
 from service.scheduler import Scheduler, every, trigger_for
 from service.status import status_rows
 from service.sweep import SweepReport, SweepRequest
@@ -149,6 +149,13 @@ class Worker:
             return
         self.scheduler.once(f"rotate-soon:{name}", at, self.tick, name, trigger)
 
+    def _after_window(self, name: str, at: datetime) -> None:
+        """A run deferred by a window runs as the window ends (regular runs before then are not granted)."""
+        regular = self.scheduler.next_run_time(f"rotate:{name}")
+        if regular is not None and at <= regular <= at + SOON_ENOUGH:
+            return
+        self.scheduler.once(f"rotate-soon:{name}", at, self.tick, name, Trigger.SCHEDULE)
+
     def _regular_run_within(self, name: str, at: datetime) -> bool:
         regular = self.scheduler.next_run_time(f"rotate:{name}")
         return regular is not None and regular <= at + SOON_ENOUGH
@@ -183,7 +190,9 @@ class Worker:
         """Bring a secret forward when its credential's lease ends before the next slot."""
         for result in report.results:
             job = self.scheduler.next_run_time(f"rotate:{result.key.secret}")
-            if result.next_run_at is not None and job is not None and result.next_run_at < job:
+            if result.outcome is Outcome.DEFERRED and result.next_run_at is not None:
+                self._after_window(result.key.secret, result.next_run_at)
+            elif result.next_run_at is not None and job is not None and result.next_run_at < job:
                 self.run_soon(result.key.secret, result.next_run_at)
             if job is not None:
                 self.app.metrics.next_run.labels(secret=result.key.secret).set(job.timestamp())

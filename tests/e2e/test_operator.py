@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime, timedelta
 
 from tests.e2e.processes import is_rotation
 from tests.e2e.scene import Scene, rows_of
@@ -165,3 +167,28 @@ def test_a_rollback_of_a_kv1_source_is_refused(scene: Scene) -> None:
     [line] = result.plain_stderr
     assert "kv1" in line
     assert "KV v2" in line
+
+
+def test_a_write_falling_in_a_deny_window_waits_for_the_window_s_end(scene: Scene) -> None:
+    """A deny window open at start: the worker defers (state says so) and writes only once the window has ended."""
+    now = datetime.now(UTC)  # the window opened at this whole minute and stays open 20 s from now
+    end = now.replace(second=0, microsecond=0) + timedelta(seconds=now.second + 20)
+    scene.add_tenant("tenant-a")
+    window = {"kind": "deny", "cron": f"{now.minute} {now.hour} * * *", "duration": f"{now.second + 20}s"}
+    scene.add_secret("acme-registry", targets=["tenant-a"], path=PATH, windows=[window])
+    scene.put(PATH)
+    check = scene.rotator("check", "--offline")
+    assert any("window (secret acme-registry): deny" in line for line in check.lines)
+    worker = scene.start_worker()
+    deferred = worker.wait_for(is_rotation(outcome="deferred"), timeout=10, what="a deferred run")
+    assert "deny window" in deferred["message"]
+    [row] = json.loads(scene.rotator("status", "--json").stdout)
+    assert row["last_outcome"] == "deferred"
+    assert datetime.fromisoformat(row["next_run_at"]) == end.replace(microsecond=0)
+    assert scene.emulator.inspect.writes("tenant-a") == []
+    worker.wait_for(is_rotation(outcome="applied"), timeout=30, what="the write after the window")
+    [patch] = scene.emulator.inspect.writes("tenant-a")
+    ended_at = time.monotonic() - (datetime.now(UTC) - end).total_seconds()
+    assert patch.at >= ended_at - 0.05, f"written {ended_at - patch.at:.2f}s before the window's end"
+    assert patch.at <= ended_at + 3.0, f"written {patch.at - ended_at:.2f}s after the window's end"
+    assert worker.stop() == 0

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.config import SecretConfig
+from service.config import SecretConfig, WindowConfig
 from service.controls import Pause, Pin, Scope
 from service.model import EventType, Outcome, RotationKey, Trigger
 from service.report import result_line
 from service.status import render_table, status_rows
 from service.sweep import Rotator, SweepReport, SweepRequest
+from service.windows import blocked
 from tests.fakes import FakeControls
 from tests.unit.test_sweep import World, secret
 
@@ -173,3 +175,23 @@ def test_a_pause_of_one_secret_leaves_the_others(world: ControlledWorld) -> None
     world.source.put("registries/other", "robot", "other-password")
     report = world.run(secret(), other)
     assert [result.outcome for result in report.results] == [Outcome.PAUSED, Outcome.APPLIED]
+
+
+def test_a_run_inside_a_deny_window_is_deferred_to_its_end(world: ControlledWorld) -> None:
+    """Inside a deny window: ``deferred``, nothing read or written, the state's next run is the window's end."""
+    window = WindowConfig(kind="deny", cron="0 11 * * *", duration="2h")  # type: ignore[arg-type]
+    world.rotator._options = replace(world.rotator._options, window_block=lambda s, now: blocked([window], now))
+    world.clock.now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    [result] = world.run(secret()).results
+    end = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)
+    assert (result.outcome, result.next_run_at) == (Outcome.DEFERRED, end)
+    assert result.message is not None
+    assert "deny window" in result.message
+    assert world.source.reads == []
+    assert world.audit.records == []
+    state = world.state.states[EU]
+    assert (state.last_outcome, state.next_run_at, state.consecutive_failures) == ("deferred", end, 0)
+    assert not result.failed
+    world.clock.now = end
+    [after] = world.run(secret()).results
+    assert after.outcome is Outcome.APPLIED
