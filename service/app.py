@@ -11,14 +11,14 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service import __version__, logs
-from service.config import SecretRef, Settings
+from service.config import SecretConfig, SecretRef, Settings
 from service.errors import ConfigError, ConfigIssue, RotatorError
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ class App:
     def rotator(self) -> Rotator:
         from service.observe import Observer
         from service.registry import RegistryVerifier
-        from service.scheduler import next_due_after
+        from service.scheduler import next_due_after, period_of
         from service.sweep import Rotator, RotatorOptions
         from service.windows import blocked
 
@@ -226,11 +226,29 @@ class App:
                 failure_backoff=rotation.failure_backoff,
                 failure_backoff_max=rotation.failure_backoff_max,
                 schedule_next=lambda secret, now: next_due_after(self.settings.schedule_of(secret), secret.name, now),
+                confirm_every=lambda secret, now: period_of(self.settings.schedule_of(secret), secret.name, now),
                 window_block=lambda secret, now: blocked(self.settings.windows_of(secret), now),
             ),
         )
         self._closers.append(("rotator", rotator.close))
         return rotator
+
+    def adopt(self, settings: Settings, *, targets_changed: Sequence[str] = ()) -> None:
+        """Use a reloaded configuration: its secrets and schedules now, changed targets' keys at next use.
+
+        A replaced client is closed with the others at exit: a rotation may still be using it.
+        """
+        self.settings = settings
+        with self._stores_lock:
+            for target in targets_changed:
+                self._stores.pop(target, None)
+
+    def stale_allowance(self, secret: SecretConfig) -> timedelta:
+        """How old a pair's last success may be: its schedule's period plus the misfire grace."""
+        from service.scheduler import period_of
+
+        period = period_of(self.settings.schedule_of(secret), secret.name, self.clock())
+        return period + self.settings.rotation.misfire_grace
 
     def require_schema(self) -> None:
         from service.audit.migrate import require_head

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from service.aicore.servicekey import ServiceKeyError, parse_service_key
-from service.config import Settings, local_ref_issues
+from service.config import Settings, local_ref_issues, short_interval_issues
 from service.errors import ConfigIssue
 
 
@@ -21,7 +21,7 @@ def local_issues(settings: Settings) -> list[ConfigIssue]:
             parse_service_key(target.service_key.file.read_bytes())
         except (ServiceKeyError, OSError) as e:
             issues.append(ConfigIssue(where, f"{target.service_key.file}: {e}"))
-    return issues
+    return issues + short_interval_issues(settings)
 
 
 def summary(settings: Settings, now: datetime | None = None) -> str:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from service import __version__
 
@@ -161,10 +161,11 @@ def _source(args: argparse.Namespace) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from service.app import App
+    from service.config import config_path
     from service.worker import Worker
 
     with App(load(args)) as app:
-        return Worker(app).run()
+        return Worker(app, config_path=config_path(getattr(args, "config", None))).run()
 
 
 def cmd_once(args: argparse.Namespace) -> int:
@@ -191,7 +192,7 @@ def cmd_once(args: argparse.Namespace) -> int:
         if args.force and not args.ignore_pause:
             refuse_paused(app, request)
         if not args.dry_run:
-            app.rotator.recover({secret.name: secret for secret in settings.secrets})
+            app.rotator.recover(settings.pairs())
         report = app.rotator.sweep(request)
     from service.report import render_results
 
@@ -226,13 +227,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     import json
 
     from service.app import App
-    from service.status import render_table, status_rows
+    from service.status import render_table, status_rows, summary
 
     settings = load(args)
+    _require_secrets(settings, args)
     with App(settings) as app:
         app.require_schema()
-        rows = status_rows(settings.secrets, app.state_reader.load(), holds=app.controls.everything())
-    print(json.dumps(rows, indent=2) if args.json else render_table(rows))
+        rows = status_rows(
+            settings.secrets,
+            app.state_reader.load(),
+            now=app.clock(),
+            allowance=app.stale_allowance,
+            holds=app.controls.everything(),
+        )
+    counts = summary(rows)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(render_table(rows))
+        print(", ".join(f"{value} {name}" for name, value in counts.items()))
     return EXIT_OK
 
 
@@ -262,12 +275,33 @@ def cmd_audit(args: argparse.Namespace) -> int:
             return commands.audit_show(engine, ident=args.id, fmt=args.format, out=out)
         if args.audit_command == "export":
             if args.output:
-                with Path(args.output).open("w", encoding="utf-8", newline="") as handle:
+                with _open_output(args.output) as handle:
                     return commands.audit_export(
                         engine, fmt=args.format, since=args.since, until=args.until, out=handle
                     )
             return commands.audit_export(engine, fmt=args.format, since=args.since, until=args.until, out=out)
         return commands.audit_verify(engine, anchor=args.anchor, out=out)
+
+
+def _require_secrets(settings: Settings, args: argparse.Namespace) -> None:
+    from service.errors import ConfigError, ConfigIssue
+
+    if not settings.secrets:
+        problem = "no secrets configured: add a [[secrets]] entry (status shows each target and secret)"
+        raise ConfigError(_source(args), [ConfigIssue("secrets", problem)])
+
+
+def _open_output(name: str, *, mode: Literal["w", "a"] = "w") -> TextIO:
+    """The ``--output`` file, opened for writing; a missing folder or a refusal is a usage error."""
+    from service.errors import ConfigError, ConfigIssue
+
+    path = Path(name)
+    if not path.parent.is_dir():
+        raise ConfigError("command line", [ConfigIssue("--output", f"folder {path.parent} does not exist")])
+    try:
+        return path.open(mode, encoding="utf-8", newline="")
+    except OSError as e:
+        raise ConfigError("command line", [ConfigIssue("--output", f"cannot write {path}: {e.strerror}")]) from None
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -339,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_handler(handler, args)
 
 
-def run_handler(handler: Handler, args: argparse.Namespace) -> int:
+def run_handler(handler: Handler, args: argparse.Namespace) -> int:  # noqa: PLR0911 (one return per exit code)
     from service.errors import ConfigError, DependencyUnavailable, RotatorError, SchemaNotCurrent
 
     try:
@@ -359,6 +393,23 @@ def run_handler(handler: Handler, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001 (a bug: one line and a log record; the traceback only at debug level)
+        return _internal_error(args, e)
+
+
+def _internal_error(args: argparse.Namespace, error: Exception) -> int:
+    import logging
+
+    from service import logs
+
+    debug = logging.getLogger().isEnabledFor(logging.DEBUG)
+    command = _handler_key(args) if hasattr(args, "command") else "rotator"
+    logs.get_logger("rotator.cli").error(
+        "cli.internal_error", command=command, error=type(error).__name__, exc_info=debug
+    )
+    hint = "" if debug else "; run with --log-level debug for the traceback"
+    print(f"error: internal error in '{command}': {type(error).__name__}{hint}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 if __name__ == "__main__":

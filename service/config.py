@@ -10,12 +10,13 @@ reference, ``{file = "..."}``, ``{env = "..."}`` or ``{vault = {path = "...", fi
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
 import tomllib
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,9 +29,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from service.errors import ConfigError, ConfigIssue
+from service.model import RotationKey
 
 ENV_PREFIX = "ROTATOR_"
 CONFIG_ENV = "ROTATOR_CONFIG"
@@ -375,6 +377,12 @@ class RotationConfig(_Model):
     # A failed rotation is tried again after this, doubling per failure in a row, up to the max.
     failure_backoff: Duration = timedelta(seconds=30)
     failure_backoff_max: Duration = timedelta(hours=1)
+    # Every live worker closes open intents whose pair is free (owner dead, or its outcome write
+    # failed) this often, and rotates those pairs again; keep it well under lease_ttl.
+    reconcile_every: Duration = timedelta(seconds=15)
+    # /livez fails when the worker makes no progress this long although its dependencies answer
+    # (a scheduler that stopped firing, an instance lock it cannot take back).
+    progress_timeout: Duration = timedelta(minutes=2)
 
 
 class HttpConfig(_Model):
@@ -434,6 +442,14 @@ class Settings(BaseSettings):
         """The global windows and the secret's own."""
         return [*self.windows, *secret.windows]
 
+    def pairs(self) -> dict[RotationKey, SecretConfig]:
+        """Every configured (target, secret) and the ``[[secrets]]`` entry that feeds it.
+
+        One name may be kept on many targets, each by its own entry and source: the pair,
+        not the name, is the unit of scheduling, state and leases.
+        """
+        return {RotationKey(target, secret.name): secret for secret in self.secrets for target in secret.targets}
+
     def secret(self, name: str) -> SecretConfig:
         for secret in self.secrets:
             if secret.name == name:
@@ -464,7 +480,9 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), [ConfigIssue("", f"not valid TOML: {e}")]) from None
 
 
-def load_settings(path: Path | None, *, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: Path | None, *, environ: Mapping[str, str] | None = None, now: datetime | None = None
+) -> Settings:
     """Read, override from the environment, validate; raise one ConfigError with every issue."""
     source = str(path) if path else "(built-in defaults)"
     raw = read_toml(path) if path else {}
@@ -474,8 +492,11 @@ def load_settings(path: Path | None, *, environ: Mapping[str, str] | None = None
         settings = Settings(**raw)
     except ValidationError as e:
         issues = _validation_issues(e, raw, environ if environ is not None else os.environ) + issues
+    except SettingsError as e:
+        issues = env_override_issues(e, environ if environ is not None else os.environ) + issues
     if settings is not None:
-        issues += schedule_issues(settings)
+        issues += schedule_issues(settings, now=now or datetime.now(UTC))
+        issues += registry_issues(settings)
     errors = [issue for issue in issues if issue.severity == "error"]
     if errors:
         raise ConfigError(source, errors)
@@ -561,12 +582,99 @@ def cross_reference_issues(raw: Mapping[str, Any]) -> list[ConfigIssue]:
     return issues
 
 
-def schedule_issues(settings: Settings) -> list[ConfigIssue]:
-    return [
+def schedule_issues(settings: Settings, *, now: datetime | None = None) -> list[ConfigIssue]:
+    """Secrets without a schedule; with ``now``, also schedules that would never run in practice."""
+    issues = [
         ConfigIssue(f"secrets[{index}] ({secret.name}).schedule", "no schedule: set it here or in [defaults.schedule]")
         for index, secret in enumerate(settings.secrets)
         if secret.schedule is None and settings.defaults.schedule is None
     ]
+    if now is not None:
+        issues += schedule_reach_issues(settings, now=now)
+    return issues
+
+
+SHORT_INTERVAL = timedelta(minutes=1)
+
+
+def schedule_reach_issues(settings: Settings, *, now: datetime) -> list[ConfigIssue]:
+    """Schedules in use with no run within a year of ``now``."""
+    from service.scheduler import reach_problem  # apscheduler only where needed
+
+    issues: list[ConfigIssue] = []
+    verdicts: dict[tuple[timedelta | None, str | None, str], str | None] = {}  # many secrets share a schedule
+    for where, schedule, note in schedules_in_use(settings):
+        same = (schedule.every, schedule.cron, schedule.timezone)
+        if same not in verdicts:
+            verdicts[same] = reach_problem(schedule, now=now)
+        if problem := verdicts[same]:
+            issues.append(ConfigIssue(where, f"{schedule.describe()} {problem}{note}"))
+    return issues
+
+
+def short_interval_issues(settings: Settings) -> list[ConfigIssue]:
+    """Warnings: a schedule in use whose interval is under a minute reads Vault at every run."""
+    return [
+        ConfigIssue(where, f"{schedule.describe()} is under one minute: every run reads Vault{note}", "warning")
+        for where, schedule, note in schedules_in_use(settings)
+        if schedule.every is not None and schedule.every < SHORT_INTERVAL
+    ]
+
+
+def schedules_in_use(settings: Settings) -> list[tuple[str, ScheduleConfig, str]]:
+    """(key path, schedule, note): each secret's own schedule, and [defaults.schedule] once, noting its users."""
+    secrets = list(enumerate(settings.secrets))
+    owned = [(f"secrets[{i}] ({s.name}).schedule", s.schedule, "") for i, s in secrets if s.schedule is not None]
+    users = [f"secrets[{i}] ({s.name})" for i, s in secrets if s.schedule is None]
+    default = settings.defaults.schedule
+    return owned + ([("defaults.schedule", default, _used_by(users))] if default is not None and users else [])
+
+
+def _used_by(users: list[str], shown: int = 3) -> str:
+    more = f" and {len(users) - shown} more" if len(users) > shown else ""
+    return f" (used by {', '.join(users[:shown])}{more})"
+
+
+def registry_issues(settings: Settings) -> list[ConfigIssue]:
+    """Secrets that could never be rendered: no registry host configured and none read from the source."""
+    return [
+        ConfigIssue(
+            f"secrets[{index}] ({secret.name}).registries",
+            'no registry host: list the hosts here (registries = ["registry.example.com"]) '
+            "or name the source field that holds one (source.registry_field)",
+        )
+        for index, secret in enumerate(settings.secrets)
+        if not secret.registries and secret.source.registry_field is None
+    ]
+
+
+def env_override_issues(error: SettingsError, environ: Mapping[str, str]) -> list[ConfigIssue]:
+    """Name the ``ROTATOR_*`` variable whose table or list is not valid JSON (never its value)."""
+    found = re.search(r'field "([^"]+)"', str(error))
+    field = found.group(1) if found else ""
+    prefix = (ENV_PREFIX + field).upper()
+    chosen = {
+        name: value
+        for name, value in environ.items()
+        if name.upper() == prefix or name.upper().startswith(prefix + "__")
+    }
+    issues = [issue for name, value in sorted(chosen.items()) if (issue := _json_issue(name, value))]
+    if not issues:
+        variables = f"{prefix} or {prefix}__*" if field else f"{ENV_PREFIX}*"
+        issues.append(ConfigIssue(field, f"cannot read the value set by {variables}: not valid JSON"))
+    return issues
+
+
+def _json_issue(name: str, value: str) -> ConfigIssue | None:
+    """A table or list set by variable ``name`` that does not parse; scalars are left to validation."""
+    if not value.strip().startswith(("{", "[")):
+        return None
+    try:
+        json.loads(value)
+    except ValueError as e:  # JSONDecodeError's text gives the position, never the document
+        where = ".".join(name.upper().removeprefix(ENV_PREFIX).lower().split("__"))
+        return ConfigIssue(where, f"{name} is not valid JSON ({e}); tables and lists take JSON here")
+    return None
 
 
 # --- local references (files and environment variables) -------------------------

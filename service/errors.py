@@ -215,6 +215,16 @@ class Unavailable(AICoreError, DependencyUnavailable):
     retryable = True
 
 
+class OutcomeUnknown(Unavailable):
+    """A write whose request may have reached AI Core (a timeout or a connection lost after sending).
+
+    Neither ``applied`` nor ``failed`` may be claimed: the audit trail records ``unknown`` and
+    the next run settles it by writing again (a PATCH sets the whole value).
+    """
+
+    code = "aicore_outcome_unknown"
+
+
 # --- Registry verification -------------------------------------------------------
 
 

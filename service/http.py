@@ -21,7 +21,7 @@ class Probes:
     live: Callable[[], bool]
     ready: Callable[[], dict[str, str]]  # check name -> "ok" or the problem
     metrics: Callable[[], tuple[bytes, str]]
-    status: Callable[[], list[dict[str, Any]]]
+    status: Callable[[], dict[str, Any]]  # counts and a row per (target, secret)
 
 
 class HealthServer:
@@ -67,7 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body, content_type = self.probes.metrics()
                 self._send(200, body, content_type)
             elif route == "/status":
-                self._json(200, {"rotations": self.probes.status()})
+                self._json(200, self.probes.status())
             else:
                 self._json(404, {"error": "not found", "endpoints": ["/livez", "/readyz", "/metrics", "/status"]})
         except Exception as e:  # a probe's bug must answer 500, not kill the server

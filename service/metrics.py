@@ -65,6 +65,12 @@ class Metrics:
             ["target", "secret"],
             registry=r,
         )
+        self.stale = Gauge(
+            "rotator_secret_stale",
+            "1 if the pair's last success is older than its schedule allows (period + misfire grace), else 0.",
+            ["target", "secret"],
+            registry=r,
+        )
         self.audit_head = Gauge("rotator_audit_chain_head_seq", "Sequence number of the audit chain head.", registry=r)
         self.sweep_duration = Histogram(
             "rotator_sweep_duration_seconds", "Duration of one sweep.", buckets=DURATION_BUCKETS, registry=r

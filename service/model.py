@@ -30,6 +30,7 @@ class Trigger(enum.StrEnum):
     MANUAL = "manual"
     STARTUP = "startup"
     ROLLBACK = "rollback"
+    RECONCILE = "reconcile"  # a live worker closed an open intent of a free pair and rotates it again
 
 
 class EventType(enum.StrEnum):

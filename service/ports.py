@@ -51,6 +51,15 @@ class SecretStore(Protocol):
     @property
     def api_host(self) -> str: ...
 
+    @property
+    def identity(self) -> str:
+        """Whom a write reaches (API host and client id): a changed identity forces a write."""
+        ...
+
+    def exists(self, name: str) -> bool:
+        """Whether the secret exists (one GET; AI Core returns names only)."""
+        ...
+
     def edit(self, name: str, config: DockerConfigJson) -> WriteReceipt:
         """PATCH the whole value (202). Raises ``SecretNotFound`` on 404."""
         ...
@@ -69,8 +78,8 @@ class AuditLog(Protocol):
 
     def head(self) -> ChainHead | None: ...
 
-    def open_intents(self) -> list[AuditRecord]:
-        """Intents that no outcome names (the process died between intent and outcome)."""
+    def open_intents(self, *, after: int = 0) -> list[AuditRecord]:
+        """Intents after seq ``after`` that no outcome names (the process died, or its outcome write failed)."""
         ...
 
 

@@ -28,13 +28,29 @@ class Action(enum.StrEnum):
     WRITE = "write"  # the credential changed (or was never written)
     UNCHANGED = "unchanged"  # same fingerprint as the last one applied: nothing to do
     FORCE = "force"  # unchanged, but written anyway on request
+    REPOINT = "repoint"  # unchanged, but the target now names another AI Core tenant or service key
 
 
-def decide(state: RotationState | None, new: Fingerprint, *, force: bool) -> Action:
-    """Write when the fingerprint differs from the last one applied; rewrite an unchanged one only when forced."""
+def decide(state: RotationState | None, new: Fingerprint, *, identity: str, force: bool) -> Action:
+    """Write when the fingerprint or the target's identity differs from the last write; else only when forced.
+
+    A state saved before identities were recorded (``target_identity`` NULL) adopts the
+    current one rather than rewriting every secret of every tenant at once.
+    """
     if state is None or state.fingerprint != str(new):
         return Action.WRITE
+    if state.target_identity is not None and state.target_identity != identity:
+        return Action.REPOINT
     return Action.FORCE if force else Action.UNCHANGED
+
+
+def confirm_due(confirmed_at: datetime | None, *, now: datetime, period: timedelta) -> bool:
+    """Whether an unchanged secret should be looked up in AI Core (drift): at least once per schedule period.
+
+    Half a period, so that a run on every period boundary confirms even with jitter; extra
+    runs between (retries, re-checks, dynamic leases) do not add requests.
+    """
+    return confirmed_at is None or now - confirmed_at >= period / 2
 
 
 def verification_allows(result: VerificationResult, *, on_unreachable: str) -> bool:
@@ -88,10 +104,12 @@ class RotationResult:
     would_write: bool | None = None  # dry runs: whether a real run would write
     credential_expires_at: datetime | None = None
     next_run_at: datetime | None = None
+    target_identity: str | None = None  # the AI Core host and client id this rotation reached
+    confirmed: bool = False  # the secret was seen to exist in AI Core (a write's 202, or a GET)
 
     @property
     def failed(self) -> bool:
-        return self.outcome in (Outcome.FAILED, Outcome.REJECTED, Outcome.INTERRUPTED)
+        return self.outcome in (Outcome.FAILED, Outcome.REJECTED, Outcome.INTERRUPTED, Outcome.UNKNOWN)
 
 
 def state_after(previous: RotationState | None, result: RotationResult, *, now: datetime) -> RotationState:
@@ -104,9 +122,13 @@ def state_after(previous: RotationState | None, result: RotationResult, *, now: 
         return checked
     if result.verification is not None and result.verification != VerificationOutcome.SKIPPED:
         checked = replace(checked, verification=result.verification, verified_at=now)
+    if result.confirmed:
+        checked = replace(checked, confirmed_at=now)
     if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
+        identity = result.target_identity if result.outcome is Outcome.APPLIED else None
         return replace(
             checked,
+            target_identity=identity or base.target_identity or result.target_identity,
             fingerprint=result.fingerprint or base.fingerprint,
             source_version=result.source_version if result.source_version is not None else base.source_version,
             last_success_at=now,

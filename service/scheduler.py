@@ -8,6 +8,7 @@ if configured, is added on top by APScheduler when a job actually runs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Callable
@@ -38,6 +39,39 @@ def cron_start(expression: str, timezone: str, *, at_or_after: datetime) -> date
     trigger = CronTrigger.from_crontab(expression, timezone=timezone)
     start: datetime | None = trigger.get_next_fire_time(None, at_or_after)
     return start.astimezone(UTC) if start is not None else None
+
+
+# Longer than any gap of a yearly schedule: a leap year, plus a day for time zone shifts.
+A_YEAR = timedelta(days=367)
+
+
+def reach_problem(schedule: ScheduleConfig, *, now: datetime) -> str | None:
+    """Why a schedule would never rotate in practice (no run, or none within a year of ``now``), or None.
+
+    Judged on the schedule's own grid, without the per-secret phase (at most ``max_phase``
+    for cron, and under one interval for ``every``), so one answer holds for every secret
+    that shares the schedule. Besides the next run, the gap to the run after it counts:
+    a cron that fires once every four years (29 February) is refused on every day.
+    """
+    if schedule.every is not None:
+        if schedule.every > A_YEAR:
+            return "runs less than once a year"
+        return None
+    assert schedule.cron is not None
+    trigger = CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
+    first: datetime | None = trigger.get_next_fire_time(None, now)
+    if first is None:
+        return "never runs: no date matches it"
+    if first - now > A_YEAR:
+        return f"next run {_utc(first)} is more than a year away"
+    second: datetime | None = trigger.get_next_fire_time(None, first + timedelta(microseconds=1))
+    if second is None or second - first > A_YEAR:
+        return f"runs less than once a year (next {_utc(first)}, then {_utc(second) if second else 'never'})"
+    return None
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def phase(name: str, period: timedelta) -> timedelta:
@@ -113,6 +147,14 @@ def next_due_after(schedule: ScheduleConfig, name: str, now: datetime) -> dateti
     return runs[0] if runs else now + timedelta(days=365)
 
 
+def period_of(schedule: ScheduleConfig, name: str, now: datetime) -> timedelta:
+    """The time between this schedule's next two due times (its interval, for ``every``)."""
+    if schedule.every is not None:
+        return schedule.every
+    runs = next_runs(schedule, name, now, count=2)
+    return runs[1] - runs[0] if len(runs) == 2 else timedelta(days=365)
+
+
 class Scheduler:
     """One job per secret in APScheduler's in-memory store; never shared between replicas."""
 
@@ -149,6 +191,16 @@ class Scheduler:
             self._scheduler.add_job(
                 func, trigger=DateTrigger(run_date=at), args=args, id=job_id, name=job_id, replace_existing=True
             )
+
+    def remove(self, job_id: str) -> None:
+        """Remove a job if it exists (a secret removed by a reload)."""
+        from apscheduler.jobstores.base import JobLookupError
+
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.remove_job(job_id)
+
+    def job_ids(self) -> list[str]:
+        return [job.id for job in self._scheduler.get_jobs()]
 
     def next_run_time(self, job_id: str) -> datetime | None:
         job = self._scheduler.get_job(job_id)

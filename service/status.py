@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from service.config import SecretConfig
 from service.controls import Holds
+from service.health import stale
 from service.model import Fingerprint, RotationKey, RotationState
 
 COLUMNS = (
@@ -19,23 +20,35 @@ COLUMNS = (
     "next_run_at",
     "fingerprint",
     "verification",
+    "stale",
     "hold",
 )
 
 
 def status_rows(
-    secrets: Iterable[SecretConfig], states: Mapping[RotationKey, RotationState], *, holds: Holds | None = None
+    secrets: Iterable[SecretConfig],
+    states: Mapping[RotationKey, RotationState],
+    *,
+    now: datetime,
+    allowance: Callable[[SecretConfig], timedelta],
+    holds: Holds | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per configured (target, secret); a key never rotated shows as such; pauses and pins show."""
+    """One row per configured (target, secret); a key never rotated shows as such.
+
+    ``allowance`` is how old a pair's last success may be before it counts as stale; ``holds``
+    are the operators' pauses and pins.
+    """
     holds = holds or Holds()
     rows = []
     for secret in secrets:
         for target in secret.targets:
-            state = states.get(RotationKey(target, secret.name)) or RotationState(key=RotationKey(target, secret.name))
+            stored = states.get(RotationKey(target, secret.name))
+            state = stored or RotationState(key=RotationKey(target, secret.name))
             rows.append(
                 {
                     "target": target,
                     "secret": secret.name,
+                    "stale": stale(stored, now=now, allowance=allowance(secret)),
                     "last_outcome": state.last_outcome or "never",
                     "last_error_code": state.last_error_code,
                     "last_attempt_at": _iso(state.last_attempt_at),
@@ -47,6 +60,8 @@ def status_rows(
                     "verification": state.verification,
                     "verified_at": _iso(state.verified_at),
                     "credential_expires_at": _iso(state.credential_expires_at),
+                    "confirmed_at": _iso(state.confirmed_at),
+                    "target_identity": state.target_identity,
                     **_hold_fields(holds, RotationKey(target, secret.name)),
                 }
             )
@@ -62,6 +77,16 @@ def _hold_fields(holds: Holds, key: RotationKey) -> dict[str, Any]:
         "pinned_version": pin.version if pin else None,
         "pinned": pin.describe() if pin else None,
         "hold": ", ".join(short) or None,
+    }
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Counts over the rows: pairs, stale, never rotated, failing."""
+    return {
+        "pairs": len(rows),
+        "stale": sum(1 for row in rows if row["stale"]),
+        "never": sum(1 for row in rows if row["last_outcome"] == "never"),
+        "failing": sum(1 for row in rows if row["failures"]),
     }
 
 

@@ -25,7 +25,7 @@ from service.batching import Batcher
 from service.config import SecretConfig
 from service.controls import Holds, Pause, Pin
 from service.dockerconfig import fingerprint, registry_hosts, render
-from service.errors import AICoreError, AuditError, RotatorError, SecretNotFound
+from service.errors import AICoreError, AuditError, OutcomeUnknown, RotatorError, SecretNotFound
 from service.model import (
     AuditEvent,
     AuditRecord,
@@ -54,6 +54,7 @@ from service.rotation import (
     Action,
     EventContext,
     RotationResult,
+    confirm_due,
     decide,
     next_run,
     retry_delay,
@@ -117,6 +118,9 @@ class RotatorOptions:
     failure_backoff: timedelta = timedelta(seconds=30)
     failure_backoff_max: timedelta = timedelta(hours=1)
     schedule_next: Callable[[SecretConfig, datetime], datetime] | None = None
+    # The schedule's period: an unchanged secret is looked up in AI Core once per period (drift).
+    # None: never (unit tests that count calls).
+    confirm_every: Callable[[SecretConfig, datetime], timedelta] | None = None
     # Deny / allow windows: what holds the secret's writes at a time (service.windows.blocked), if anything.
     window_block: Callable[[SecretConfig, datetime], Block | None] | None = None
 
@@ -208,6 +212,7 @@ class Rotator:
         self._claim = Batcher(self._flush_claims)
         self._load = Batcher(self._flush_loads)
         self._close = Batcher(self._flush_closes)
+        self._settled_through = 0  # every intent up to this seq has an outcome (recover looks after it)
 
     # --- sweeps -----------------------------------------------------------------
 
@@ -243,23 +248,31 @@ class Rotator:
         self._listener.rotation_finished(result)
         return result
 
-    def recover(self, secrets: Mapping[str, SecretConfig]) -> SweepReport:
-        """Close intents left open by a dead process as ``interrupted`` and rotate them again at once."""
+    def recover(self, pairs: Mapping[RotationKey, SecretConfig], *, trigger: Trigger = Trigger.STARTUP) -> SweepReport:
+        """Close open intents whose pair is free as ``interrupted`` and rotate those pairs again at once.
+
+        A pair is free when its lease holder is dead (its instance lock is gone), released it
+        (its own outcome write failed), or let it expire. Run at start-up and periodically by
+        every live process. Each call looks only at intents after the last one it saw settled.
+        """
         scope = _Scope(
-            request=SweepRequest(secrets=[], trigger=Trigger.STARTUP, force=True),
-            run_id=new_run_id(),
-            now=self._clock(),
+            request=SweepRequest(secrets=[], trigger=trigger, force=True), run_id=new_run_id(), now=self._clock()
         )
         started = self._timer()
-        latest: dict[RotationKey, AuditRecord] = {}
-        for record in self._audit.open_intents():
-            latest[RotationKey(record.event.target, record.event.secret)] = record
-        holds = self._holds(list(latest))
-        futures = [
-            self._pool.submit(self._recover_one, scope, record, _held(secrets.get(key.secret), holds, key))
-            for key, record in latest.items()
-        ]
-        results = [result for future in futures if (result := future.result()) is not None]
+        head = self._audit.head()
+        open_by_pair: dict[RotationKey, list[AuditRecord]] = {}
+        for record in self._audit.open_intents(after=self._settled_through):
+            open_by_pair.setdefault(RotationKey(record.event.target, record.event.secret), []).append(record)
+        holds = self._holds(list(open_by_pair))  # a pinned pair is rotated at its pin; a paused one not again
+        futures = {
+            key: self._pool.submit(self._recover_one, scope, records, _held(pairs.get(key), holds, key))
+            for key, records in open_by_pair.items()
+        }
+        outcomes = {key: future.result() for key, future in futures.items()}
+        still_open = [open_by_pair[key][0].seq for key, (closed, _) in outcomes.items() if not closed]
+        reached = head.seq if head is not None else 0
+        self._settled_through = max(self._settled_through, min([reached, *(seq - 1 for seq in still_open)]))
+        results = [result for _, result in outcomes.values() if result is not None]
         return self._report(scope, results, started)
 
     def close(self) -> None:
@@ -302,7 +315,7 @@ class Rotator:
     ) -> RotationResult:
         try:
             if scope.request.dry_run:
-                return self._attempt(scope, secret, key, self._load(key))
+                return self._attempt_guarded(scope, secret, key, self._load(key))
             if grant is None:
                 grant, state = self._claim((key, scope.request.due_by))
                 if grant is None:
@@ -321,14 +334,8 @@ class Rotator:
     def _finish(
         self, scope: _Scope, secret: SecretConfig, key: RotationKey, state: RotationState | None, grant: LeaseGrant
     ) -> RotationResult:
-        try:
-            result = self._attempt(scope, secret, key, state)
-        except RotatorError as e:
-            result = self._failure(scope, key, e, next_run_at=self._scheduled(secret, scope.now))
-        except Exception as e:  # a bug must not leave the lease held or stop the sweep
-            log.exception("rotation.internal_error", error=type(e).__name__)
-            result = self._failure(scope, key, RotatorError(f"internal error: {type(e).__name__}"))
-        if result.outcome is Outcome.FAILED:
+        result = self._attempt_guarded(scope, secret, key, state)
+        if result.outcome in (Outcome.FAILED, Outcome.UNKNOWN):
             result = replace(result, next_run_at=self._retry_at(result.next_run_at, state, scope.now))
         outcome = scope.outcomes.pop(key, None)
         closed = self._close(_Closing(outcome, state_after(state, result, now=self._clock()), grant))
@@ -339,6 +346,18 @@ class Rotator:
         elif not closed.kept:
             log.warning("rotation.lease_lost", token=grant.token)
         return result
+
+    def _attempt_guarded(
+        self, scope: _Scope, secret: SecretConfig, key: RotationKey, state: RotationState | None
+    ) -> RotationResult:
+        """One attempt, real or dry run; any error, even a bug, becomes a failed result."""
+        try:
+            return self._attempt(scope, secret, key, state)
+        except RotatorError as e:
+            return self._failure(scope, key, e, next_run_at=self._scheduled(secret, scope.now))
+        except Exception as e:  # a bug must not leave the lease held or stop the sweep
+            log.exception("rotation.internal_error", error=type(e).__name__)
+            return self._failure(scope, key, RotatorError(f"internal error: {type(e).__name__}"))
 
     def _attempt(
         self, scope: _Scope, secret: SecretConfig, key: RotationKey, state: RotationState | None
@@ -353,6 +372,7 @@ class Rotator:
         config = render(credential, hosts, secret=secret.name)
         new = fingerprint(config, key=self._options.audit_key, key_id=self._options.audit_key_id)
         previous = state.fingerprint if state else None
+        identity = store.identity
         ctx = EventContext(
             run_id=scope.run_id,
             key=key,
@@ -366,24 +386,51 @@ class Rotator:
             fingerprint=str(new),
             previous_fingerprint=previous,
         )
-        done = self._partial(scope, secret, ctx, credential)
-        action = decide(state, new, force=scope.request.force)
+        done = self._partial(scope, secret, ctx, credential, identity)
+        action = decide(state, new, identity=identity, force=scope.request.force)
         if action is Action.UNCHANGED and scope.request.recheck:
             return self._recheck(scope, secret, credential, hosts, done)
+        missing = False
         if action is Action.UNCHANGED:
-            outcome = Outcome.DRY_RUN if scope.request.dry_run else Outcome.UNCHANGED
-            return done(outcome, would_write=False if scope.request.dry_run else None)
+            unchanged = self._unchanged(scope, ctx, store, secret, state=state, done=done)
+            if unchanged is not None:
+                return unchanged
+            missing = True  # deleted in AI Core, and create_missing is set
         verification = scope.verifications.get(
             (secret.name, tuple(hosts)), lambda: self._verify(secret, credential, hosts)
         )
         ctx = replace(ctx, verification=str(verification.outcome))
-        done = self._partial(scope, secret, ctx, credential)
+        done = self._partial(scope, secret, ctx, credential, identity)
         if not verification_allows(verification, on_unreachable=secret.verify.on_unreachable):
             return self._reject(scope, ctx, verification, done)
         if scope.request.dry_run:
             return done(Outcome.DRY_RUN, would_write=True)
         forced = action is Action.FORCE and scope.request.trigger is Trigger.MANUAL
-        return self._apply(scope, ctx, store, secret, config, forced=forced, done=done)
+        why = _write_reason(action, state, identity, missing=missing)
+        return self._apply(scope, ctx, store, secret, config, forced=forced, missing=missing, why=why, done=done)
+
+    def _unchanged(
+        self,
+        scope: _Scope,
+        ctx: EventContext,
+        store: SecretStore,
+        secret: SecretConfig,
+        *,
+        state: RotationState | None,
+        done: Callable[..., RotationResult],
+    ) -> RotationResult | None:
+        """Nothing to write; once per schedule period, confirm the secret still exists (None: re-create it)."""
+        if scope.request.dry_run:
+            return done(Outcome.DRY_RUN, would_write=False)
+        if not self._confirm_due(secret, state, scope.now):
+            return done(Outcome.UNCHANGED)
+        with self._slot(store.target):
+            exists = store.exists(secret.name)
+        if exists:
+            return done(Outcome.UNCHANGED, confirmed=True)
+        if not secret.create_missing:
+            return self._missing(scope, ctx, done)
+        return None
 
     def _recheck(
         self,
@@ -415,17 +462,28 @@ class Rotator:
         config: DockerConfigJson,
         *,
         forced: bool,
+        missing: bool,
+        why: str | None,
         done: Callable[..., RotationResult],
     ) -> RotationResult:
         events = [ctx.event(EventType.FORCED, message="written although unchanged (--force)")] if forced else []
         try:
-            intent = self._append([*events, ctx.event(EventType.INTENT)])[-1]
+            intent = self._append([*events, ctx.event(EventType.INTENT, message=why)])[-1]
         except AuditError as e:  # no PATCH without a committed intent
             self._listener.audit_write_failed(e)
             raise
         started = self._timer()
         try:
-            receipt = self._write(store, secret, config)
+            receipt = self._write(store, secret, config, missing=missing)
+        except OutcomeUnknown as e:  # it may have landed: neither applied nor failed may be claimed
+            scope.outcomes[ctx.key] = ctx.event(
+                EventType.UNKNOWN,
+                intent_seq=intent.seq,
+                error_code=e.code,
+                message=f"{e}; the next run writes it again",
+                duration_ms=self._elapsed(started),
+            )
+            return done(Outcome.UNKNOWN, error_code=e.code, message=str(e))
         except AICoreError as e:
             scope.outcomes[ctx.key] = ctx.event(
                 EventType.FAILED,
@@ -446,7 +504,16 @@ class Rotator:
             aicore_request_id=receipt.request_id,
             duration_ms=self._elapsed(started),
         )
-        return done(Outcome.APPLIED, http_status=receipt.status, request_id=receipt.request_id)
+        return done(Outcome.APPLIED, http_status=receipt.status, request_id=receipt.request_id, confirmed=True)
+
+    def _missing(self, scope: _Scope, ctx: EventContext, done: Callable[..., RotationResult]) -> RotationResult:
+        """The secret was deleted in AI Core (by hand?) and ``create_missing`` is off: fail loudly, audited."""
+        message = (
+            f"secret {ctx.key.secret!r} no longer exists on target {ctx.key.target!r}; create it in AI Core "
+            "(or set create_missing = true to let the rotator re-create it)"
+        )
+        self._append([ctx.event(EventType.MISSING, error_code=SECRET_MISSING, message=message)])
+        return done(Outcome.FAILED, error_code=SECRET_MISSING, message=message)
 
     def _reject(
         self, scope: _Scope, ctx: EventContext, verification: VerificationResult, done: Callable[..., RotationResult]
@@ -456,8 +523,13 @@ class Rotator:
             self._append([ctx.event(EventType.REJECTED, error_code=str(verification.outcome), message=message)])
         return done(Outcome.REJECTED, error_code=str(verification.outcome), message=message)
 
-    def _write(self, store: SecretStore, secret: SecretConfig, config: DockerConfigJson) -> WriteReceipt:
+    def _write(
+        self, store: SecretStore, secret: SecretConfig, config: DockerConfigJson, *, missing: bool
+    ) -> WriteReceipt:
         with self._slot(store.target):
+            if missing:  # just seen missing, and create_missing is set
+                log.info("rotation.creating", reason="missing in AI Core and create_missing is set")
+                return store.create(secret.name, config)
             try:
                 return store.edit(secret.name, config)
             except SecretNotFound:
@@ -481,48 +553,57 @@ class Rotator:
         failing = [result for result in results if not result.ok]
         return failing[0] if failing else results[0]
 
-    def _recover_one(self, scope: _Scope, record: AuditRecord, secret: SecretConfig | None) -> RotationResult | None:
-        key = RotationKey(record.event.target, record.event.secret)
+    def _recover_one(
+        self, scope: _Scope, records: list[AuditRecord], secret: SecretConfig | None
+    ) -> tuple[bool, RotationResult | None]:
+        """Close every open intent of one pair if its lease is free; (closed, result of rotating it again)."""
+        key = RotationKey(records[-1].event.target, records[-1].event.secret)
         logs.bind(run_id=scope.run_id, secret=key.secret, target=key.target)
         try:
             grant, _ = self._claim((key, None))
             if grant is None:
-                return None  # its owner is alive: the intent is not orphaned
-            self._append(
-                [
-                    replace(
-                        record.event,
-                        event=EventType.INTERRUPTED,
-                        run_id=scope.run_id,
-                        trigger=Trigger.STARTUP,
-                        actor=self._options.actor,
-                        intent_seq=record.seq,
-                        message="the process stopped between intent and outcome",
-                        http_status=None,
-                        aicore_request_id=None,
-                        error_code="interrupted",
-                        duration_ms=None,
-                    )
-                ]
-            )
-            log.warning("rotation.interrupted", intent_seq=record.seq)
+                return False, None  # its owner is alive and holds it: the intent is not orphaned
+            try:
+                self._append([self._interrupted(scope, record) for record in records])
+            except RotatorError:
+                self._state.release([grant])
+                raise
+            log.warning("rotation.interrupted", intent_seq=[record.seq for record in records])
         except RotatorError as e:
-            return self._failure(scope, key, e)
+            return False, self._failure(scope, key, e)  # still open: the next pass tries again
         finally:
             logs.unbind("run_id", "secret", "target")
         if secret is None or key.target not in secret.targets:
             self._state.release([grant])
-            return self._result(
+            return True, self._result(
                 scope, key, Outcome.INTERRUPTED, message="no longer configured, or paused; not rotated again"
             )
-        return self._rotate(scope, secret, key, grant)
+        return True, self._rotate(scope, secret, key, grant)
+
+    def _interrupted(self, scope: _Scope, record: AuditRecord) -> AuditEvent:
+        return replace(
+            record.event,
+            event=EventType.INTERRUPTED,
+            run_id=scope.run_id,
+            trigger=scope.request.trigger,
+            actor=self._options.actor,
+            intent_seq=record.seq,
+            message="no outcome was recorded (the process stopped, or could not write it); rotating again",
+            http_status=None,
+            aicore_request_id=None,
+            error_code="interrupted",
+            duration_ms=None,
+            operator=None,
+            reason=None,
+        )
 
     # --- helpers ------------------------------------------------------------------
 
     def _partial(
-        self, scope: _Scope, secret: SecretConfig, ctx: EventContext, credential: RegistryCredential
+        self, scope: _Scope, secret: SecretConfig, ctx: EventContext, credential: RegistryCredential, identity: str
     ) -> Callable[..., RotationResult]:
         base: dict[str, Any] = {
+            "target_identity": identity,
             "fingerprint": ctx.fingerprint,
             "previous_fingerprint": ctx.previous_fingerprint,
             "source_version": credential.source.version,
@@ -565,6 +646,12 @@ class Rotator:
         if check is None:
             return None
         return scope.windows.get(secret.name, lambda: check(secret, scope.now))
+
+    def _confirm_due(self, secret: SecretConfig, state: RotationState | None, now: datetime) -> bool:
+        if self._options.confirm_every is None:
+            return False
+        period = self._options.confirm_every(secret, now)
+        return confirm_due(state.confirmed_at if state else None, now=now, period=period)
 
     def _scheduled(self, secret: SecretConfig, now: datetime) -> datetime | None:
         return self._options.schedule_next(secret, now) if self._options.schedule_next else None
@@ -646,6 +733,19 @@ def _held(secret: SecretConfig | None, holds: Holds, key: RotationKey) -> Secret
     if secret is None or holds.pause_of(key) is not None:
         return None
     return pinned(secret, holds.pin_of(key))
+
+
+SECRET_MISSING = "secret_missing"  # noqa: S105 (an error code, not a password)
+
+
+def _write_reason(action: Action, state: RotationState | None, identity: str, *, missing: bool) -> str | None:
+    """Why this write happens, for the intent row: the trail shows why an unchanged credential was written."""
+    if missing:
+        return "re-creating: the secret no longer exists in AI Core (create_missing is set)"
+    if action is Action.REPOINT:
+        before = state.target_identity if state else None
+        return f"target re-pointed: last written to {before}, now {identity}"
+    return None
 
 
 def interleave_by_target(keys: Sequence[RotationKey]) -> list[int]:

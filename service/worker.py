@@ -1,10 +1,14 @@
 """`rotator run`: the long-running worker.
 
-Start-up: refuse an old schema, log in to Vault, hold this process's instance lock,
-close intents a dead process left open (and rotate those secrets again at once), then
-schedule one job per secret and catch up on what is overdue. SIGTERM / SIGINT: stop
-scheduling, give in-flight rotations ``shutdown_grace`` to finish and record their
-outcomes, revoke the Vault token, exit 0.
+Start-up: open the HTTP port, wait (capped exponential backoff, one log line per attempt)
+until the database is migrated and Vault answers, hold this process's instance lock, close
+intents a dead process left open (and rotate those pairs again at once), then schedule one
+job per secret name and schedule (a job sweeps every pair of that name) and catch up on what
+is overdue. While it runs it heals itself: the instance lock is taken again after a database
+failover, open intents of free pairs are reconciled every ``reconcile_every``, and /livez
+fails only when it cannot make progress although its dependencies answer.
+SIGTERM / SIGINT: stop scheduling, give in-flight rotations ``shutdown_grace`` to finish
+and record their outcomes, revoke the Vault token, exit 0.
 """
 
 from __future__ import annotations
@@ -12,70 +16,195 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
 from service import logs
 from service.app import App
-from service.config import SecretConfig
-from service.errors import RotatorError
+from service.config import ScheduleConfig, SecretConfig, Settings
+from service.errors import ConfigError, DependencyUnavailable, RotatorError
+from service.health import Progress, liveness, wait_delay
 from service.http import HealthServer, Probes
 from service.model import Outcome, RotationKey, RotationState, Trigger
+from service.reload import plan_reload
 from service.scheduler import Scheduler, every, trigger_for
-from service.status import status_rows
+from service.status import status_rows, summary
 from service.sweep import SweepReport, SweepRequest
 
 log = logs.get_logger("rotator.worker")
 
 SOON_ENOUGH = timedelta(seconds=5)  # a regular run this close makes an extra one pointless
 VAULT_MAINTENANCE_EVERY = timedelta(seconds=5)  # cheap: maintain() acts only when renewal is due
+INSTANCE_MAINTENANCE_EVERY = timedelta(seconds=2)  # after a failover the lock is back within seconds
+HEALTH_EVERY = timedelta(seconds=15)  # stale flags and metrics from one state read
+READY_CACHE_SECONDS = 3.0  # probes are answered from a recent check, as kopf's are
+WAIT_BASE, WAIT_CAP = timedelta(seconds=1), timedelta(seconds=30)
+
+
+def schedule_groups(settings: Settings) -> dict[str, list[SecretConfig]]:
+    """Job id -> the ``[[secrets]]`` entries it sweeps: one job per secret name and schedule.
+
+    Entries that share a name (one pull-secret name, a robot account per tenant) share a job
+    and its phase, so one sweep covers all their pairs; a name kept on two schedules gets a job
+    for each (``rotate:NAME``, ``rotate:NAME~2``).
+    """
+    by_schedule: dict[tuple[str, ScheduleConfig], list[SecretConfig]] = {}
+    for secret in settings.secrets:
+        by_schedule.setdefault((secret.name, settings.schedule_of(secret)), []).append(secret)
+    groups: dict[str, list[SecretConfig]] = {}
+    seen: dict[str, int] = {}
+    for (name, _), entries in by_schedule.items():
+        seen[name] = seen.get(name, 0) + 1
+        groups[f"rotate:{name}" + (f"~{seen[name]}" if seen[name] > 1 else "")] = entries
+    return groups
 
 
 class Worker:
     """Schedules sweeps and keeps the process healthy until told to stop."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, *, config_path: Path | None = None) -> None:
         self.app = app
         self.settings = app.settings
+        self._config_path = config_path  # SIGHUP reads it again
+        self._wake = threading.Event()  # the main thread waits on it: stop, or reload
+        self._reload_requested = False
         self.scheduler = Scheduler(misfire_grace=self.settings.rotation.misfire_grace)
         self._stop = threading.Event()
         self._scheduling = threading.Event()
         self._idle = threading.Condition()
         self._in_flight = 0
         self._http: HealthServer | None = None
-        self._secrets = {secret.name: secret for secret in self.settings.secrets}
+        self._groups = schedule_groups(self.settings)
+        self._pairs = self.settings.pairs()
+        self._job_of = jobs_of_pairs(self._groups)
+        self._heartbeat_at: datetime | None = None
+        self._stuck_since: datetime | None = None
+        self._lock_problem: str | None = None
+        self._ready_cache: tuple[float, dict[str, str]] | None = None
+        self._not_alive: str | None = None
 
     # --- lifecycle ----------------------------------------------------------------
 
     def run(self) -> int:
         self._install_signal_handlers()
-        self.app.require_schema()
-        self.app.vault_session.check()
+        self._start_http()  # first: /livez answers and /readyz says what it waits for
+        if not self._wait_for_dependencies():
+            return self._shutdown()
         self._maintain_vault()  # exports the token's expiry now, not 5 s later
-        self._start_http()
         self._recover()
         self._schedule()
         self.scheduler.start()
         self._catch_up()  # after start: the regular jobs know their next run times
         self._scheduling.set()
         log.info(
-            "worker.started", secrets=len(self._secrets), targets=len(self.settings.targets), instance=self.app.instance
+            "worker.started",
+            pairs=len(self._pairs),
+            secrets=len(self.settings.secrets),
+            jobs=len(self._groups),
+            targets=len(self.settings.targets),
+            instance=self.app.instance,
         )
-        self._stop.wait()
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._reload_requested and not self._stop.is_set():
+                self._reload_requested = False
+                self.reload()
         return self._shutdown()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     def _install_signal_handlers(self) -> None:
         def handle(signum: int, _: FrameType | None) -> None:
             log.info("worker.stopping", signal=signal.Signals(signum).name)
-            self._stop.set()
+            self.stop()
+
+        def hang_up(signum: int, _: FrameType | None) -> None:
+            self._reload_requested = True  # done by the main thread, not inside the handler
+            self._wake.set()
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGHUP, hang_up)
+
+    # --- reload ---------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Re-read and validate the file; apply new, changed and removed secrets and schedules.
+
+        A configuration that does not load keeps the running one and logs one error naming the
+        problems. Sections read once at start-up are reported when they changed, not applied.
+        """
+        from service.config import load_settings
+
+        try:
+            new = load_settings(self._config_path)
+        except ConfigError as e:
+            problems = "; ".join(f"{issue.location}: {issue.problem}" for issue in e.issues)
+            log.error("config.reload_failed", file=e.source, problems=problems, kept="the running configuration")
+            return False
+        groups = schedule_groups(new)
+        plan = plan_reload(self.settings, new, old_groups=self._groups, new_groups=groups)
+        self.app.adopt(new, targets_changed=plan.targets_changed)
+        self.settings, self._groups, self._pairs = new, groups, new.pairs()
+        self._job_of = jobs_of_pairs(groups)
+        for job in plan.remove:
+            self.scheduler.remove(job)
+        for job in (*plan.add, *plan.replace):
+            self._add_job(job)
+        self._reschedule_rechecks()
+        log.info(
+            "config.reloaded",
+            file=str(self._config_path),
+            pairs=len(self._pairs),
+            pairs_added=plan.pairs_added,
+            pairs_removed=plan.pairs_removed,
+            jobs_added=len(plan.add),
+            jobs_changed=len(plan.replace),
+            jobs_removed=len(plan.remove),
+            targets_changed=list(plan.targets_changed),
+        )
+        if plan.restart_needed:
+            log.warning("config.restart_needed", sections=list(plan.restart_needed), note="running values kept")
+        if plan.add or plan.replace:
+            self._catch_up()  # a new pair is rotated now, not at its first slot
+        return True
+
+    def _wait_for_dependencies(self) -> bool:
+        """Until the database is migrated, Vault answers and the instance lock is held; False if told to stop.
+
+        An unreachable dependency is waited for with capped exponential backoff, one line per
+        attempt, so a pod started before its database never crash-loops. A schema that is not
+        at head, or a configuration error, still ends the process (exit 2): waiting won't fix it.
+        """
+        attempt = 0
+        while not self._stop.is_set():
+            attempt += 1
+            try:
+                self.app.require_schema()
+                self.app.vault_session.check()
+                _ = self.app.state  # takes the instance lock
+            except DependencyUnavailable as e:
+                delay = wait_delay(attempt, base=WAIT_BASE, cap=WAIT_CAP)
+                log.warning(
+                    "worker.waiting",
+                    attempt=attempt,
+                    error=e.code,
+                    message=str(e),
+                    retry_in_s=delay.total_seconds(),
+                )
+                self._stop.wait(delay.total_seconds())
+            else:
+                if attempt > 1:
+                    log.info("worker.dependencies_ready", attempts=attempt)
+                return True
+        return False
 
     def _shutdown(self) -> int:
         self.scheduler.shutdown(wait=False)
@@ -86,7 +215,7 @@ class Worker:
             log.warning(
                 "worker.grace_expired",
                 in_flight=self._in_flight,
-                note="their intents stay open; the next start closes them as interrupted",
+                note="their intents stay open; a live replica or the next start closes them as interrupted",
             )
         if self._http is not None:
             self._http.stop()
@@ -105,12 +234,30 @@ class Worker:
     # --- jobs -----------------------------------------------------------------------
 
     def _schedule(self) -> None:
-        for name, secret in self._secrets.items():
-            schedule = self.settings.schedule_of(secret)
-            self.scheduler.add(f"rotate:{name}", trigger_for(schedule, name), self.tick, name, Trigger.SCHEDULE)
-            if secret.verify.mode == "registry" and secret.verify.recheck_every is not None:
-                self._schedule_recheck(secret)
+        for job in self._groups:
+            self._add_job(job)
+        self._reschedule_rechecks()
         self.scheduler.add("vault:maintain", every(VAULT_MAINTENANCE_EVERY), self._maintain_vault)
+        self.scheduler.add("instance:maintain", every(INSTANCE_MAINTENANCE_EVERY), self._maintain_instance)
+        self.scheduler.add("reconcile", every(self.settings.rotation.reconcile_every), self._reconcile)
+        self.scheduler.add("health", every(HEALTH_EVERY), self._export_health)
+
+    def _add_job(self, job: str) -> None:
+        entries = self._groups[job]
+        schedule = self.settings.schedule_of(entries[0])
+        self.scheduler.add(job, trigger_for(schedule, entries[0].name), self.tick, job, Trigger.SCHEDULE)
+
+    def _reschedule_rechecks(self) -> None:
+        wanted = {
+            _recheck_job(secret): secret
+            for secret in self.settings.secrets
+            if secret.verify.mode == "registry" and secret.verify.recheck_every is not None
+        }
+        for job in self.scheduler.job_ids():
+            if job.startswith("recheck:") and job not in wanted:
+                self.scheduler.remove(job)
+        for secret in wanted.values():
+            self._schedule_recheck(secret)
 
     def _schedule_recheck(self, secret: SecretConfig) -> None:
         if secret.source.kind == "dynamic":
@@ -119,54 +266,70 @@ class Worker:
             )
             return
         assert secret.verify.recheck_every is not None
-        self.scheduler.add(f"recheck:{secret.name}", every(secret.verify.recheck_every), self.recheck, secret.name)
+        self.scheduler.add(_recheck_job(secret), every(secret.verify.recheck_every), self.recheck, secret)
 
     def _catch_up(self) -> None:
-        """Secrets never rotated, or overdue (e.g. the worker was down), run now instead of at their next slot."""
+        """Pairs never rotated, or overdue (e.g. the worker was down), run now instead of at their next slot."""
         request = self.catch_up_request()
         if request is not None:
             self.scheduler.once("catch-up", self.app.clock(), self._sweep, request)
 
     def catch_up_request(self) -> SweepRequest | None:
-        """One sweep of every overdue secret: together they share its Vault reads and group commits.
+        """One sweep of every overdue pair: together they share its Vault reads and group commits.
 
         One job per secret ran them eight at a time (the scheduler's threads), one small sweep
         each: 1,000 secrets took 3.5 times the CPU and wall time of one sweep (bench/sweep.py).
         """
         now = self.app.clock()
-        names = [
-            name
-            for name in overdue(self._secrets.values(), self.app.state.load(), now=now)
-            if not self._regular_run_within(name, now)
+        keys = [
+            key
+            for key in overdue(self._pairs, self.app.state.load(), now=now)
+            if not self._regular_run_within(self._job_of[key], now)
         ]
-        if not names:
+        if not keys:
             return None
-        return SweepRequest(secrets=[self._secrets[name] for name in names], trigger=Trigger.STARTUP, due_by=now)
+        entries = _entries_of(keys, self._pairs)
+        return SweepRequest(
+            secrets=entries, trigger=Trigger.STARTUP, due_by=now, targets=frozenset(key.target for key in keys)
+        )
 
-    def run_soon(self, name: str, at: datetime, trigger: Trigger = Trigger.SCHEDULE) -> None:
-        """An extra run at ``at`` (e.g. before a lease ends), unless the regular job fires about then anyway."""
-        if self._regular_run_within(name, at):
+    def run_soon(self, key: RotationKey, at: datetime, trigger: Trigger = Trigger.SCHEDULE) -> None:
+        """An extra run of one pair at ``at`` (e.g. before a lease ends), unless its regular job fires about then."""
+        if self._regular_run_within(self._job_of[key], at):
             return
-        self.scheduler.once(f"rotate-soon:{name}", at, self.tick, name, trigger)
+        self.scheduler.once(f"rotate-soon:{key}", at, self.tick_pair, key, trigger)
 
-    def _after_window(self, name: str, at: datetime) -> None:
+    def _after_window(self, key: RotationKey, at: datetime) -> None:
         """A run deferred by a window runs as the window ends (regular runs before then are not granted)."""
-        regular = self.scheduler.next_run_time(f"rotate:{name}")
+        regular = self.scheduler.next_run_time(self._job_of[key])
         if regular is not None and at <= regular <= at + SOON_ENOUGH:
             return
-        self.scheduler.once(f"rotate-soon:{name}", at, self.tick, name, Trigger.SCHEDULE)
+        self.scheduler.once(f"rotate-soon:{key}", at, self.tick_pair, key, Trigger.SCHEDULE)
 
-    def _regular_run_within(self, name: str, at: datetime) -> bool:
-        regular = self.scheduler.next_run_time(f"rotate:{name}")
+    def _regular_run_within(self, job: str, at: datetime) -> bool:
+        regular = self.scheduler.next_run_time(job)
         return regular is not None and regular <= at + SOON_ENOUGH
 
-    def tick(self, name: str, trigger: Trigger = Trigger.SCHEDULE) -> SweepReport | None:
-        """One scheduled sweep of one secret on all its targets."""
-        return self._sweep(SweepRequest(secrets=[self._secrets[name]], trigger=trigger, due_by=self.app.clock()))
+    def tick(self, job: str, trigger: Trigger = Trigger.SCHEDULE) -> SweepReport | None:
+        """One scheduled sweep of every pair of one job (a secret name on all its targets)."""
+        entries = self._groups.get(job)
+        if entries is None:  # removed by a reload while it was due
+            return None
+        return self._sweep(SweepRequest(secrets=entries, trigger=trigger, due_by=self.app.clock()))
 
-    def recheck(self, name: str) -> SweepReport | None:
+    def tick_pair(self, key: RotationKey, trigger: Trigger = Trigger.SCHEDULE) -> SweepReport | None:
+        """One sweep of one pair (an extra run brought forward)."""
+        secret = self._pairs.get(key)
+        if secret is None:
+            return None
+        request = SweepRequest(
+            secrets=[secret], trigger=trigger, due_by=self.app.clock(), targets=frozenset([key.target])
+        )
+        return self._sweep(request)
+
+    def recheck(self, secret: SecretConfig) -> SweepReport | None:
         """Verify the credential already applied against the registry again."""
-        return self._sweep(SweepRequest(secrets=[self._secrets[name]], trigger=Trigger.SCHEDULE, recheck=True))
+        return self._sweep(SweepRequest(secrets=[secret], trigger=Trigger.SCHEDULE, recheck=True))
 
     def _sweep(self, request: SweepRequest) -> SweepReport | None:
         if self._stop.is_set():
@@ -187,20 +350,42 @@ class Worker:
                 self._idle.notify_all()
 
     def _follow_up(self, report: SweepReport) -> None:
-        """Bring a secret forward when its credential's lease ends before the next slot."""
+        """Bring a pair forward when its credential's lease ends, or its retry is due, before the next slot."""
         for result in report.results:
-            job = self.scheduler.next_run_time(f"rotate:{result.key.secret}")
+            job_id = self._job_of.get(result.key)
+            if job_id is None:
+                continue
+            job = self.scheduler.next_run_time(job_id)
             if result.outcome is Outcome.DEFERRED and result.next_run_at is not None:
-                self._after_window(result.key.secret, result.next_run_at)
+                self._after_window(result.key, result.next_run_at)
             elif result.next_run_at is not None and job is not None and result.next_run_at < job:
-                self.run_soon(result.key.secret, result.next_run_at)
+                self.run_soon(result.key, result.next_run_at)
             if job is not None:
                 self.app.metrics.next_run.labels(secret=result.key.secret).set(job.timestamp())
 
     def _recover(self) -> None:
-        report = self.app.rotator.recover(self._secrets)
+        report = self.app.rotator.recover(self._pairs)
         if report.results:
             log.warning("worker.recovered", interrupted=len(report.results), run_id=report.run_id)
+
+    def _reconcile(self) -> None:
+        """Close open intents of free pairs (owner dead, or our own outcome write failed) and rotate them again."""
+        if self._stop.is_set():
+            return
+        with self._idle:
+            self._in_flight += 1
+        try:
+            report = self.app.rotator.recover(self._pairs, trigger=Trigger.RECONCILE)
+        except RotatorError as e:
+            log.warning("reconcile.failed", error=e.code, message=str(e))
+            return
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+        if report.results:
+            log.warning("worker.reconciled", interrupted=len(report.results), run_id=report.run_id)
+            self._follow_up(report)
 
     def _maintain_vault(self) -> None:
         try:
@@ -210,6 +395,39 @@ class Worker:
                 self.app.metrics.vault_token_expiry.set(expires)
         except RotatorError as e:
             log.error("vault.maintenance_failed", error=e.code, message=str(e))
+
+    def _maintain_instance(self) -> None:
+        """Take the instance lock back after the database restarted or failed over (leases need it)."""
+        now = self.app.clock()
+        self._heartbeat_at = now
+        try:
+            self.app.instance_lock.ensure()
+        except DependencyUnavailable as e:  # the database is down: waiting is right, restarting is not
+            self._stuck_since = None
+            self._note_lock_problem(f"{e.code}: {e}")
+        except RotatorError as e:  # the database answers, but the lock cannot be had
+            self._stuck_since = self._stuck_since or now
+            self._note_lock_problem(f"{e.code}: {e}")
+        else:
+            self._stuck_since = None
+            if self._lock_problem is not None:
+                log.info("instance.lock_restored", instance=self.app.instance)
+            self._lock_problem = None
+
+    def _note_lock_problem(self, problem: str) -> None:
+        if problem != self._lock_problem:  # one line per change, not one every 2 s
+            log.error("instance.lock_unavailable", problem=problem, note="nothing is claimed until it is back")
+        self._lock_problem = problem
+
+    def _export_health(self) -> None:
+        """Stale flags per pair, as metrics (one state read for every pair)."""
+        try:
+            rows = self.status()["rotations"]
+        except RotatorError as e:
+            log.warning("health.state_unavailable", error=e.code)
+            return
+        for row in rows:
+            self.app.metrics.stale.labels(target=row["target"], secret=row["secret"]).set(1 if row["stale"] else 0)
 
     # --- http -----------------------------------------------------------------------
 
@@ -221,33 +439,81 @@ class Worker:
         self._http.start()
 
     def _live(self) -> bool:
-        """Alive while starting up and stopping; in between, alive while the scheduler runs."""
-        return not self._scheduling.is_set() or self._stop.is_set() or self.scheduler.running
+        """Alive while starting up and stopping; in between, while the scheduler runs and progress is made."""
+        if not self._scheduling.is_set() or self._stop.is_set():
+            return True
+        problem = "the scheduler stopped" if not self.scheduler.running else None
+        problem = problem or liveness(
+            Progress(heartbeat_at=self._heartbeat_at, stuck_since=self._stuck_since),
+            now=self.app.clock(),
+            timeout=self.settings.rotation.progress_timeout,
+        )
+        if problem != self._not_alive:
+            if problem is not None:
+                log.error("worker.not_alive", problem=problem)
+            self._not_alive = problem
+        return problem is None
 
     def _ready(self) -> dict[str, str]:
+        """Each dependency by name, from a check at most a few seconds old."""
+        cached = self._ready_cache
+        if cached is not None and time.monotonic() - cached[0] < READY_CACHE_SECONDS:
+            return cached[1]
         checks: dict[str, str] = {}
-        for name, check in (("database", self.app.require_schema), ("vault", self.app.vault_session.check)):
+        checks_by_name: tuple[tuple[str, Callable[[], object]], ...] = (
+            ("database", self.app.require_schema),
+            ("vault", lambda: self.app.vault_session.check()),  # noqa: PLW0108 (built inside the probe)
+        )
+        for name, check in checks_by_name:
             try:
                 check()
                 checks[name] = "ok"
             except RotatorError as e:
                 checks[name] = f"{e.code}: {e}"
+        checks["instance_lock"] = self._lock_problem or ("ok" if self._scheduling.is_set() else "not taken yet")
         checks["scheduler"] = "ok" if self.scheduler.running else "not started"
+        self._ready_cache = (time.monotonic(), checks)
         return checks
 
-    def status(self) -> list[dict[str, Any]]:
-        return status_rows(self.settings.secrets, self.app.state.load(), holds=self.app.controls.everything())
+    def status(self) -> dict[str, Any]:
+        rows = status_rows(
+            self.settings.secrets,
+            self.app.state.load(),
+            now=self.app.clock(),
+            allowance=self.app.stale_allowance,
+            holds=self.app.controls.everything(),
+        )
+        return {**summary(rows), "rotations": rows}
+
+
+def jobs_of_pairs(groups: Mapping[str, list[SecretConfig]]) -> dict[RotationKey, str]:
+    """Which job sweeps each pair."""
+    return {
+        RotationKey(target, secret.name): job
+        for job, entries in groups.items()
+        for secret in entries
+        for target in secret.targets
+    }
+
+
+def _recheck_job(secret: SecretConfig) -> str:
+    return f"recheck:{secret.name}@{'+'.join(secret.targets)}"
 
 
 def overdue(
-    secrets: Iterable[SecretConfig], states: Mapping[RotationKey, RotationState], *, now: datetime
-) -> list[str]:
-    """Names of the secrets with a target never rotated, or whose next run is not after ``now``."""
-    return [
-        secret.name
-        for secret in secrets
-        if any(_due(states.get(RotationKey(target, secret.name)), now) for target in secret.targets)
-    ]
+    pairs: Iterable[RotationKey], states: Mapping[RotationKey, RotationState], *, now: datetime
+) -> list[RotationKey]:
+    """The pairs never rotated, or whose next run is not after ``now``."""
+    return [key for key in pairs if _due(states.get(key), now)]
+
+
+def _entries_of(keys: Iterable[RotationKey], pairs: Mapping[RotationKey, SecretConfig]) -> list[SecretConfig]:
+    """The distinct ``[[secrets]]`` entries behind ``keys``, in configuration order."""
+    entries: dict[int, SecretConfig] = {}
+    for key in keys:
+        secret = pairs[key]
+        entries.setdefault(id(secret), secret)
+    return list(entries.values())
 
 
 def _due(state: RotationState | None, now: datetime) -> bool:

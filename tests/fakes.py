@@ -105,6 +105,17 @@ class FakeStore:
     fail_with: dict[str, RotatorError] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    client_id: str = "sb-fake"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.api_host} {self.client_id}"
+
+    def exists(self, name: str) -> bool:
+        with self.lock:
+            self.calls.append(("GET", name))
+        return name in self.existing
+
     def edit(self, name: str, config: DockerConfigJson) -> WriteReceipt:
         with self.lock:
             self.calls.append(("PATCH", name))
@@ -149,9 +160,9 @@ class FakeAudit:
     def head(self) -> ChainHead | None:
         return ChainHead(self.records[-1].seq, self.records[-1].row_hash) if self.records else None
 
-    def open_intents(self) -> list[AuditRecord]:
-        closed = {r.event.intent_seq for r in self.records if r.event.event.is_outcome}
-        return [r for r in self.records if r.event.event is EventType.INTENT and r.seq not in closed]
+    def open_intents(self, *, after: int = 0) -> list[AuditRecord]:
+        closed = {r.event.intent_seq for r in self.records if r.event.intent_seq is not None}
+        return [r for r in self.records if r.event.event is EventType.INTENT and r.seq not in closed and r.seq > after]
 
     def events(self, kind: EventType | None = None) -> list[AuditEvent]:
         return [r.event for r in self.records if kind is None or r.event.event is kind]

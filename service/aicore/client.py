@@ -28,18 +28,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 
 from service import __version__
 from service.aicore.auth import TokenProvider
-from service.aicore.responses import concealed_values, error_detail, error_for, request_id, transport_failure
+from service.aicore.responses import (
+    concealed_values,
+    error_detail,
+    error_for,
+    request_id,
+    sent_before_failing,
+    transport_failure,
+)
 from service.aicore.retry import RetryPolicy, is_retryable_status, next_delay, parse_retry_after
 from service.aicore.servicekey import ServiceKey
 from service.aicore.tls import tls_context
 from service.config import RetryConfig, secret_name_problem
-from service.errors import AICoreError, BadRequest, Unavailable
+from service.errors import AICoreError, BadRequest, OutcomeUnknown, Unavailable
 from service.logs import get_logger
 from service.model import DockerConfigJson, WriteReceipt
 
@@ -114,6 +121,11 @@ class AICoreClient:
     def api_host(self) -> str:
         return self._key.api_host
 
+    @property
+    def identity(self) -> str:
+        """Whom a write reaches: the API host and the service key's client id (identifiers, not secrets)."""
+        return f"{self._key.api_host} {self._key.client_id}"
+
     def edit(self, name: str, config: DockerConfigJson) -> WriteReceipt:
         """PATCH the whole ``.dockerconfigjson`` (202). ``SecretNotFound`` on 404."""
         call = _Call(
@@ -144,6 +156,10 @@ class AICoreClient:
             return False
         self._ensure_success(call, reply)
         return True
+
+    def exists(self, name: str) -> bool:
+        """``SecretStore.exists``: one GET of the secret's name."""
+        return self.get(name)
 
     def list_names(self) -> list[str]:
         """Every secret name on the target, following ``$top`` / ``$skip`` pages."""
@@ -194,11 +210,14 @@ class AICoreClient:
         policy = retry or self._retry
         started = self._clock()
         attempt = 0
+        may_have_landed = False  # a write sent in an earlier attempt whose answer never came
+        error: AICoreError
         while True:
             attempt += 1
             try:
                 reply = self._attempt(call)
             except Unavailable as e:  # no answer at all: connection, timeout, token endpoint down
+                may_have_landed = may_have_landed or isinstance(e, OutcomeUnknown)
                 error, retry_after = _with_attempts(e, attempt), None
             else:
                 if not is_retryable_status(reply.response.status_code):
@@ -209,7 +228,7 @@ class AICoreClient:
                 policy, attempt=attempt, elapsed=self._clock() - started, retry_after=retry_after, rng=self._rng
             )
             if delay is None:
-                raise error
+                raise self._unknown(call, error, attempt) if may_have_landed else error
             log.warning(
                 "aicore.retry",
                 target=self._target,
@@ -245,6 +264,8 @@ class AICoreClient:
                 call.method, self._url(call.path), params=call.params, content=content, headers=headers
             )
         except httpx.HTTPError as e:
+            if call.config is not None and sent_before_failing(e):
+                raise self._outcome_unknown(call, transport_failure(e)) from None
             raise self._unreachable(call, transport_failure(e)) from None
         log.debug(
             "aicore.http",
@@ -295,6 +316,22 @@ class AICoreClient:
             secret=call.secret,
         )
 
+    def _outcome_unknown(self, call: _Call, what: str) -> OutcomeUnknown:
+        return OutcomeUnknown(
+            f"AI Core at {self.api_host}: the {call.action} {_of(call)}on target {self._target!r} {what} "
+            "after it was sent; it may have been applied",
+            target=self._target,
+            secret=call.secret,
+        )
+
+    def _unknown(self, call: _Call, last: AICoreError, attempts: int) -> OutcomeUnknown:
+        """The final error of a write one of whose attempts may have landed: its outcome is unknown."""
+        if isinstance(last, OutcomeUnknown):
+            return last
+        return _with_attempts(
+            self._outcome_unknown(call, f"got no final answer (last: {last.code}, status {last.status})"), attempts
+        )
+
     def _unexpected(self, call: _Call, what: str) -> AICoreError:
         return AICoreError(
             f"AI Core answered the {call.action} on target {self._target!r} with {what}",
@@ -337,7 +374,10 @@ def _server_now(reply: _Reply) -> datetime:
         return datetime.now(UTC)
 
 
-def _with_attempts(error: AICoreError, attempts: int) -> AICoreError:
+E = TypeVar("E", bound=AICoreError)
+
+
+def _with_attempts(error: E, attempts: int) -> E:
     """The same error, saying how many attempts it took to give up."""
     if attempts == 1:
         return error

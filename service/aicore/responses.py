@@ -56,6 +56,15 @@ def transport_failure(error: httpx.HTTPError) -> str:
     return f"could not be completed ({type(error).__name__})"
 
 
+# Failures that happen before a request leaves: it cannot have reached AI Core.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol, httpx.ProxyError)
+
+
+def sent_before_failing(error: httpx.HTTPError) -> bool:
+    """Whether the request may have reached the server: a read timeout or a connection lost mid-exchange."""
+    return not isinstance(error, _NOT_SENT)
+
+
 def _causes(error: BaseException) -> list[BaseException]:
     """httpx wraps httpcore, which wraps the socket or ssl error: walk a few links down."""
     chain: list[BaseException] = []

@@ -45,6 +45,8 @@ class InstanceLock:
         self.instance_id = instance_id
         self._key: int | None = None
         self._connection: Connection | None = None
+        self._taken = False  # acquire() succeeded once: a lost session is then taken back
+        self._closed = False
 
     @property
     def key(self) -> int:
@@ -62,6 +64,7 @@ class InstanceLock:
             connection.detach()  # closed for real on close(): the session, and the lock, end
             self._connection = connection
             self._key = self._take_key(connection)
+        self._taken, self._closed = True, False
         log.info("instance.locked", instance=self.instance_id, key=self._key)
 
     @staticmethod
@@ -73,13 +76,20 @@ class InstanceLock:
         raise AuditError("no free instance lock key after several random tries")
 
     def ensure(self) -> int:
-        """The key; if the session was lost (its leases are then free to others), a new session and key."""
-        if self._connection is None:
-            return self.key  # never acquired, or closed on purpose: AuditError
-        if not self.held():
+        """The key, after making sure it is still held; a lost session (failover) gets a new session and key.
+
+        While the database is down this raises ``AuditUnavailable`` and is tried again at the
+        next call: nothing is claimed meanwhile (the grant itself also requires the key to be
+        live). Only ``close()`` ends the instance for good.
+        """
+        if self._closed or not self._taken:
+            return self.key  # closed on purpose, or never taken (read-only commands): AuditError
+        if self._connection is not None and self.held():
+            return self.key
+        if self._connection is not None:
             log.warning("instance.lock_lost", instance=self.instance_id, key=self._key)
-            self.close()
-            self.acquire()
+            self._drop()
+        self.acquire()
         return self.key
 
     def held(self) -> bool:
@@ -94,12 +104,23 @@ class InstanceLock:
             return False
 
     def close(self) -> None:
-        """End the dedicated session, which releases the lock."""
+        """End the dedicated session, which releases the lock; the instance is done."""
+        self._closed = True
         connection, self._connection, self._key = self._connection, None, None
         if connection is not None:
             with translated("release the instance lock"):
                 connection.close()
             log.info("instance.unlocked", instance=self.instance_id)
+
+    def _drop(self) -> None:
+        """Forget a dead session (its lock is gone with it); closing it may fail, which changes nothing."""
+        connection, self._connection, self._key = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.invalidate()
+                connection.close()
+            except Exception as e:  # noqa: BLE001 (the session is already dead; nothing to release)
+                log.debug("instance.drop_failed", error=type(e).__name__)
 
     def __enter__(self) -> InstanceLock:
         self.acquire()

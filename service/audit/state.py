@@ -52,6 +52,7 @@ SET owner = :owner, owner_lock = :owner_lock, token = l.token + 1,
 FROM unnest(CAST(:targets AS text[]), CAST(:secrets AS text[])) AS k(target, secret)
 WHERE l.target = k.target AND l.secret = k.secret
   AND (l.expires_at IS NULL OR l.expires_at < clock_timestamp() OR l.owner_lock NOT IN ({LIVE_OWNER_LOCKS}))
+  AND CAST(:owner_lock AS bigint) IN ({LIVE_OWNER_LOCKS})  -- fencing: nothing is granted to a lost instance lock
   AND NOT EXISTS (
     SELECT 1 FROM rotation_state AS s
     WHERE s.target = l.target AND s.secret = l.secret AND s.next_run_at > CAST(:due_by AS timestamptz))

@@ -74,12 +74,16 @@ class AuditStore:
             log.info("audit.anchor", seq=head.seq, row_hash=head.row_hash, anchor=str(head))
         return head
 
-    def open_intents(self) -> list[AuditRecord]:
-        """Intents that no later row names in ``intent_seq``, oldest first."""
+    def open_intents(self, *, after: int = 0) -> list[AuditRecord]:
+        """Intents after seq ``after`` that no later row names in ``intent_seq``, oldest first.
+
+        ``after`` keeps the periodic pass cheap: a range scan of (event, seq) instead of every intent.
+        """
         outcome = audit_events.alias("outcome")
         query = (
             sa.select(audit_events)
             .where(audit_events.c.event == EventType.INTENT.value)
+            .where(audit_events.c.seq > after)
             .where(~sa.exists().where(outcome.c.intent_seq == audit_events.c.seq))
             .order_by(audit_events.c.seq)
         )

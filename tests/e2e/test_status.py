@@ -107,6 +107,7 @@ def test_status_and_the_http_port_describe_the_rotations(scene: Scene) -> None:
         "NEXT_RUN_AT",
         "FINGERPRINT",
         "VERIFICATION",
+        "STALE",
         "HOLD",
     ]
     cells = {tuple(line.split()[:2]): line.split() for line in table[1:]}

@@ -50,7 +50,7 @@ def server() -> tuple[HealthServer, dict[str, object]]:
         live=lambda: bool(knobs["live"]),
         ready=lambda: dict(knobs["ready"]),  # type: ignore[call-overload]
         metrics=metrics.exposition,
-        status=lambda: [{"secret": "acme-registry"}],
+        status=lambda: {"pairs": 1, "rotations": [{"secret": "acme-registry"}]},
     )
     health = HealthServer(listen="127.0.0.1:0", probes=probes)
     health.start()
@@ -67,7 +67,7 @@ def test_probes_answer_over_http(server: tuple[HealthServer, dict[str, object]])
         metrics = client.get("/metrics")
         assert metrics.headers["content-type"].startswith("text/plain")
         assert 'rotator_rotations_total{outcome="applied",secret="acme-registry",target="eu"} 1.0' in metrics.text
-        assert client.get("/status").json() == {"rotations": [{"secret": "acme-registry"}]}
+        assert client.get("/status").json() == {"pairs": 1, "rotations": [{"secret": "acme-registry"}]}
         knobs["live"] = False
         knobs["ready"] = {"database": "audit_unavailable: down", "vault": "ok"}
         assert client.get("/livez").status_code == 503
@@ -152,10 +152,10 @@ def test_status_rows_and_table() -> None:
             next_run_at=NOW + timedelta(hours=6),
         )
     }
-    rows = status_rows([secret(targets=("eu", "us"))], states)
-    assert [(r["target"], r["last_outcome"], r["fingerprint"]) for r in rows] == [
-        ("eu", "applied", "k1:abababababab"),
-        ("us", "never", None),
+    rows = status_rows([secret(targets=("eu", "us"))], states, now=NOW, allowance=lambda _: timedelta(hours=7))
+    assert [(r["target"], r["last_outcome"], r["fingerprint"], r["stale"]) for r in rows] == [
+        ("eu", "applied", "k1:abababababab", False),
+        ("us", "never", None, True),
     ]
     table = render_table(rows).splitlines()
     assert table[0].split()[:3] == ["TARGET", "SECRET", "LAST_OUTCOME"]

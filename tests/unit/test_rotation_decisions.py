@@ -22,6 +22,7 @@ from service.model import (
 from service.rotation import (
     Action,
     RotationResult,
+    confirm_due,
     decide,
     lease_deadline,
     next_run,
@@ -61,8 +62,36 @@ def result(outcome: Outcome, **kw: object) -> RotationResult:
 )
 def test_decide(stored: str | None, force: bool, action: Action) -> None:
     """Write on a new fingerprint (a new audit key id counts as new); force only matters when unchanged."""
-    state = RotationState(key=KEY, fingerprint=stored) if stored else None
-    assert decide(state, FP, force=force) is action
+    state = RotationState(key=KEY, fingerprint=stored, target_identity=ID) if stored else None
+    assert decide(state, FP, identity=ID, force=force) is action
+
+
+ID = "api.ai.example.com sb-rotator"
+
+
+@pytest.mark.parametrize(
+    ("stored_identity", "action"),
+    [
+        (ID, Action.UNCHANGED),
+        ("api.other-tenant.example.com sb-rotator", Action.REPOINT),  # another AI Core host
+        ("api.ai.example.com sb-someone-else", Action.REPOINT),  # the same host, another service key
+        (None, Action.UNCHANGED),  # saved before identities were recorded: adopted, no write storm
+    ],
+)
+def test_decide_includes_the_target_identity(stored_identity: str | None, action: Action) -> None:
+    """An unchanged credential is written again when the target now names another tenant or client id."""
+    state = RotationState(key=KEY, fingerprint=str(FP), target_identity=stored_identity)
+    assert decide(state, FP, identity=ID, force=False) is action
+
+
+@pytest.mark.parametrize(
+    ("confirmed_ago", "due"),
+    [(None, True), (timedelta(hours=1), False), (timedelta(hours=3), True), (timedelta(days=2), True)],
+)
+def test_confirm_due_once_per_schedule_period(confirmed_ago: timedelta | None, due: bool) -> None:
+    """An unchanged secret is looked up in AI Core at least once per period (half a period absorbs jitter)."""
+    confirmed_at = None if confirmed_ago is None else NOW - confirmed_ago
+    assert confirm_due(confirmed_at, now=NOW, period=timedelta(hours=6)) is due
 
 
 def test_verification_gate() -> None:

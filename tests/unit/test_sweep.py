@@ -29,7 +29,14 @@ def secret(
 class World:
     """A rotator wired to fakes, with handles on each fake."""
 
-    def __init__(self, *, per_target: int = 4, targets: tuple[str, ...] = ("eu", "us"), owner: str = "me") -> None:
+    def __init__(
+        self,
+        *,
+        per_target: int = 4,
+        targets: tuple[str, ...] = ("eu", "us"),
+        owner: str = "me",
+        confirm_every: timedelta | None = None,
+    ) -> None:
         self.clock = FakeClock()
         self.source = FakeSource(clock=self.clock)
         self.source.put("registries/acme", "robot", SENTINEL)
@@ -56,6 +63,7 @@ class World:
                 per_target_concurrency=per_target,
                 renew_fraction=0.5,
                 schedule_next=lambda s, now: now + timedelta(hours=6),
+                confirm_every=None if confirm_every is None else (lambda s, now: confirm_every),
             ),
         )
 
@@ -247,7 +255,7 @@ def test_interrupted_intent_is_closed_and_rotated_again(world: World) -> None:
     crashed = world.audit.records[0]
     world.audit.records = [crashed]  # as if the process died right after the intent
     world.stores["eu"].fail_with.clear()
-    report = world.rotator.recover({"acme-registry": secret()})
+    report = world.rotator.recover({RotationKey("eu", "acme-registry"): secret()})
     kinds = [r.event.event for r in world.audit.records]
     assert kinds == [EventType.INTENT, EventType.INTERRUPTED, EventType.INTENT, EventType.APPLIED]
     assert world.audit.records[1].event.intent_seq == crashed.seq
@@ -263,7 +271,7 @@ def test_intent_of_a_live_replica_is_left_alone(world: World) -> None:
     world.audit.records = [intent]
     key = RotationKey("eu", "acme-registry")
     world.state.leases[key] = LeaseGrant(key, "busy-replica", 99, NOW + timedelta(minutes=5))
-    report = world.rotator.recover({"acme-registry": secret()})
+    report = world.rotator.recover({RotationKey("eu", "acme-registry"): secret()})
     assert report.results == []
     assert len(world.audit.records) == 1
 

@@ -158,7 +158,13 @@ def test_paused_and_pinned_pairs_show_in_status_and_in_once_output(world: Contro
     world.controls.pauses.append(_pause(Scope(target="eu")))
     world.controls.pins[US] = Pin(key=US, version=3, operator="bob", reason="rollback")
     holds = world.controls.holds([EU, US])
-    rows = status_rows([secret(targets=("eu", "us"))], world.state.states, holds=holds)
+    rows = status_rows(
+        [secret(targets=("eu", "us"))],
+        world.state.states,
+        now=world.clock.now,
+        allowance=lambda _: timedelta(hours=7),
+        holds=holds,
+    )
     assert [(row["hold"], row["pinned_version"]) for row in rows] == [("paused", None), ("pinned v3", 3)]
     assert rows[0]["paused"] is not None
     assert "incident 7" in rows[0]["paused"]

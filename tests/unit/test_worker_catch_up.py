@@ -1,4 +1,4 @@
-"""Start-up catch-up: every overdue secret runs at once, together, in one sweep."""
+"""Scheduling by pair, and start-up catch-up: every overdue pair runs at once, together, in one sweep."""
 
 from __future__ import annotations
 
@@ -9,30 +9,36 @@ from typing import Any
 
 from service.config import SecretConfig, Settings, SourceConfig, TargetConfig
 from service.model import RotationKey, RotationState, Trigger
-from service.worker import Worker, overdue
+from service.worker import Worker, overdue, schedule_groups
 from tests.fakes import NOW
 
 TARGETS = {
     "eu": TargetConfig(service_key={"file": Path("/keys/eu.json")}),
     "us": TargetConfig(service_key={"env": "K"}),
+    "ap": TargetConfig(service_key={"env": "K2"}),
 }
 
 
-def secret(name: str, *targets: str) -> SecretConfig:
-    return SecretConfig(name=name, targets=list(targets or ("eu",)), source=SourceConfig(path=f"registries/{name}"))
+def secret(name: str, *targets: str, path: str | None = None) -> SecretConfig:
+    return SecretConfig(
+        name=name, targets=list(targets or ("eu",)), source=SourceConfig(path=path or f"registries/{name}")
+    )
 
 
 def state(target: str, name: str, *, next_run_in: timedelta | None) -> RotationState:
     return RotationState(key=RotationKey(target, name), next_run_at=None if next_run_in is None else NOW + next_run_in)
 
 
+EU, US = RotationKey("eu", "acme"), RotationKey("us", "acme")
+
+
 def test_never_rotated_is_overdue() -> None:
-    """A secret with no state on a target is due at once."""
-    assert overdue([secret("acme-registry")], {}, now=NOW) == ["acme-registry"]
+    """A pair with no state is due at once."""
+    assert overdue([RotationKey("eu", "acme-registry")], {}, now=NOW) == [RotationKey("eu", "acme-registry")]
 
 
 def test_next_run_in_the_future_everywhere_is_not_overdue() -> None:
-    """A secret whose every target has its next run after now waits for its slot."""
+    """Pairs whose next run is after now wait for their slot."""
     states = {
         s.key: s
         for s in [
@@ -40,17 +46,46 @@ def test_next_run_in_the_future_everywhere_is_not_overdue() -> None:
             state("us", "acme", next_run_in=timedelta(seconds=1)),
         ]
     }
-    assert overdue([secret("acme", "eu", "us")], states, now=NOW) == []
+    assert overdue([EU, US], states, now=NOW) == []
 
 
-def test_one_overdue_target_makes_the_secret_due() -> None:
-    """One target past its next run (or without one) is enough; a next run exactly now is due."""
+def test_only_the_overdue_target_is_due() -> None:
+    """A pair past its next run (or without one) is due; a next run exactly now is due; the other pair is not."""
     for late in (timedelta(0), -timedelta(minutes=5), None):
         states = {
             s.key: s
             for s in [state("eu", "acme", next_run_in=timedelta(hours=1)), state("us", "acme", next_run_in=late)]
         }
-        assert overdue([secret("acme", "eu", "us")], states, now=NOW) == ["acme"]
+        assert overdue([EU, US], states, now=NOW) == [US]
+
+
+def test_one_name_on_three_targets_with_three_sources_schedules_every_pair() -> None:
+    """Three [[secrets]] entries share a name, each with its own target and KV path: all three pairs are scheduled."""
+    entries = [secret("reg-000", target, path=f"robots/{target}") for target in ("eu", "us", "ap")]
+    worker = worker_for(entries, {})
+    assert sorted(str(key) for key in worker._pairs) == ["ap/reg-000", "eu/reg-000", "us/reg-000"]
+    assert {key: worker._pairs[key].source.path for key in worker._pairs} == {
+        RotationKey(t, "reg-000"): f"robots/{t}" for t in ("eu", "us", "ap")
+    }
+    [(job, group)] = schedule_groups(worker.settings).items()
+    assert job == "rotate:reg-000"
+    assert group == entries  # one job sweeps all three entries, so all three pairs rotate
+    worker._catch_up()
+    [(_, _, (request,))] = worker.scheduler.once_jobs  # type: ignore[attr-defined]
+    assert request.secrets == entries
+
+
+def test_a_name_on_two_schedules_gets_a_job_for_each() -> None:
+    """Entries of one name with different schedules are scheduled apart, neither dropped."""
+    fast = SecretConfig(
+        name="reg-000", targets=["eu"], source=SourceConfig(path="a"), schedule={"every": "1h"}
+    )  # fmt: skip
+    slow = secret("reg-000", "us", path="b")
+    worker = worker_for([fast, slow], {})
+    assert {job: [e.targets for e in group] for job, group in schedule_groups(worker.settings).items()} == {
+        "rotate:reg-000": [["eu"]],
+        "rotate:reg-000~2": [["us"]],
+    }
 
 
 class RecordingScheduler:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from email.utils import formatdate
 
 import pytest
 
 from service.aicore.retry import RetryPolicy
-from service.errors import AICoreError, BadRequest, Forbidden, RateLimited, SecretNotFound, Unavailable
+from service.errors import AICoreError, BadRequest, Forbidden, OutcomeUnknown, RateLimited, SecretNotFound, Unavailable
 from service.model import DockerConfigJson
+from service.sandbox.processes import free_port
 from tests.integration.aicore.conftest import Rig, config_json, count
 
 
@@ -100,3 +102,34 @@ def test_no_retry_on_400_403_404(rig: Rig, expected: type[AICoreError], status: 
     assert caught.value.status == status
     assert count(rig, method="PATCH") == 1
     assert rig.sleeps == []
+
+
+def test_a_patch_that_lands_after_the_timeout_is_unknown_not_failed(rig: Rig) -> None:
+    """Every attempt times out after sending, and AI Core applies them late: the error says the outcome is unknown."""
+    seeded(rig)
+    rig.emulator.stall_next("tenant-a", seconds=0.3, count=2)
+    client = rig.client(timeout=0.05, retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01, total=5))
+    with pytest.raises(OutcomeUnknown, match="may have been applied") as caught:
+        client.edit("my-registry", config_json("pw-late"))
+    assert caught.value.code == "aicore_outcome_unknown"
+    time.sleep(0.5)  # the stalled requests finish on the server
+    assert rig.emulator.inspect.stored("tenant-a", "my-registry") == config_json("pw-late").reveal()
+
+
+def test_a_patch_refused_before_sending_stays_unavailable(rig: Rig) -> None:
+    """Nothing listening (connection refused): the PATCH cannot have landed, so it is plainly unavailable."""
+    closed = dataclasses.replace(rig.key("tenant-a"), api_url=f"http://127.0.0.1:{free_port()}/v2")
+    client = rig.client(key=closed, retry=RetryPolicy(attempts=1, base_delay=0, max_delay=0, total=1))
+    with pytest.raises(Unavailable) as caught:
+        client.edit("my-registry", config_json())
+    assert not isinstance(caught.value, OutcomeUnknown)
+
+
+def test_an_earlier_attempt_that_may_have_landed_makes_the_final_error_unknown(rig: Rig) -> None:
+    """A timeout after sending, then 503s until the budget is spent: still unknown, the first may have applied."""
+    seeded(rig)
+    rig.emulator.stall_next("tenant-a", seconds=0.3)
+    rig.emulator.fail_next("tenant-a", status=503, count=5)
+    client = rig.client(timeout=0.05, retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.01, total=5))
+    with pytest.raises(OutcomeUnknown):
+        client.edit("my-registry", config_json("pw-maybe"))

@@ -313,3 +313,53 @@ def test_lost_instance_lock_is_replaced_before_claiming(replica: Callable[[str],
     assert lock_a.key != old_key
     assert lock_a.held()
     assert _claim(store_b, lock_b, [other]) == set()
+
+
+def _terminate_lock_session(engine: Engine, key: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND objsubid = 1 AND classid = (:k >> 32)::oid AND objid = (:k & 4294967295)::oid"
+            ),
+            {"k": key},
+        )
+
+
+def test_nothing_is_granted_to_a_lock_that_is_not_live(replica: Callable[[str], Replica], engine: Engine) -> None:
+    """Fencing in the grant itself: a claim carrying a key no live session holds is granted nothing."""
+    lock, _store = replica("a")
+    dead = lock.key
+    _terminate_lock_session(engine, dead)
+
+    class Stale(InstanceLock):
+        def ensure(self) -> int:  # as if the session died between the check and the grant
+            return dead
+
+    stale = PostgresStateStore(engine, instance=Stale(engine, "a"))
+    assert stale.claim([KEY], owner="a", ttl=TTL, due_by=None) == {}
+
+
+def test_the_lock_is_taken_back_after_its_session_dies_without_a_restart(
+    replica: Callable[[str], Replica], engine: Engine
+) -> None:
+    """A failover kills the lock's session: ensure() takes a new session and key, and claims work again."""
+    lock, store = replica("a")
+    old = lock.key
+    _terminate_lock_session(engine, old)
+    assert not lock.held()
+    new = lock.ensure()
+    assert new != old
+    assert lock.held()
+    assert _claim(store, lock, [KEY]) == {KEY}
+    _terminate_lock_session(engine, new)
+    assert _claim(store, lock, [RotationKey("us", "ghcr-pull")]) == {RotationKey("us", "ghcr-pull")}
+    assert lock.key not in (old, new)
+
+
+def test_a_lock_closed_on_purpose_is_not_taken_back(replica: Callable[[str], Replica]) -> None:
+    """close() ends the instance: a later claim is refused instead of quietly taking a new lock."""
+    lock, store = replica("a")
+    lock.close()
+    with pytest.raises(AuditError, match="not acquired"):
+        _claim(store, lock, [KEY])
