@@ -13,7 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -279,9 +279,25 @@ def probe_dependencies(settings: Settings) -> int:
         results.append(("database", _probe(app.require_schema)))
         for target in settings.targets:
             results.append((f"aicore {target}", _probe(lambda t=target: app.store(t).check())))  # type: ignore[misc]
-    for name, outcome in results:
+        sources = _probe_sources(app, settings) if results[0][1] == "ok" else []
+    for name, outcome in [*results, *sources]:
         print(f"{'ok  ' if outcome == 'ok' else 'FAIL'} {name}: {outcome}")  # noqa: T201 (a command's output)
-    return 0 if all(outcome == "ok" for _, outcome in results) else 3
+    if not all(outcome == "ok" for _, outcome in results):
+        return 3
+    return 0 if all(outcome == "ok" for _, outcome in sources) else 2  # reachable, but a source can't be read
+
+
+def _probe_sources(app: App, settings: Settings) -> list[tuple[str, str]]:
+    """Read every distinct source once (values never printed): a path, field or policy problem shows here."""
+    users: dict[Any, list[str]] = {}
+    first: dict[Any, Any] = {}
+    for secret in settings.secrets:
+        users.setdefault(secret.source.ident, []).append(secret.name)
+        first.setdefault(secret.source.ident, secret.source)
+    return [
+        (f"source {source.describe()} ({', '.join(users[ident])})", _probe(partial(app.vault_source.read, source)))
+        for ident, source in first.items()
+    ]
 
 
 def _probe(check: Callable[[], object]) -> str:

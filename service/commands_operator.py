@@ -66,6 +66,11 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser], c
     unpin = commands.add_parser("unpin", parents=[common], help="return a pinned pair to the current version")
     _pair_options(unpin)
     who(unpin)
+    plan = commands.add_parser(
+        "plan", parents=[common], help="what `once` would do, asking Vault, the registry and AI Core read-only"
+    )
+    plan.add_argument("--secret", action="append", default=[], metavar="NAME", help="only this secret (repeatable)")
+    plan.add_argument("--target", action="append", default=[], metavar="NAME", help="only this target (repeatable)")
 
 
 def _scope_options(parser: argparse.ArgumentParser) -> None:
@@ -383,7 +388,52 @@ def _print_report(report: SweepReport) -> int:
     return EXIT_FAILED if report.failed else EXIT_OK
 
 
+# --- plan ---------------------------------------------------------------------------------
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """``rotator plan``: a dry-run sweep, then AI Core asked read-only; a verdict per pair; nothing written."""
+    from service import plan
+    from service.cli import _select
+    from service.sweep import SweepRequest
+
+    settings = _load(args)
+    secrets = _select(settings, args.secret, args.target)
+    targets = frozenset(args.target) if args.target else None
+    keys = {
+        RotationKey(target, secret.name): secret
+        for secret in secrets
+        for target in secret.targets
+        if targets is None or target in targets
+    }
+    with _app(settings) as app:
+        app.require_schema()
+        report = app.rotator.sweep(SweepRequest(secrets=secrets, trigger=Trigger.MANUAL, dry_run=True, targets=targets))
+        answers = plan.ask_targets(sorted({key.target for key in keys}), quota=lambda t: _quota(app, t))
+        exists = plan.ask_exists(keys, answers=answers, get=lambda key: app.store(key.target).get(key.secret))
+    verdicts = [
+        plan.verdict(result, secret=keys[result.key], target=answers[result.key.target], exists=exists.get(result.key))
+        for result in report.results
+    ]
+    for verdict in verdicts:
+        _say(verdict.line())
+    for target, answer in answers.items():
+        _say(plan.quota_line(target, answer))
+    counts: dict[str, int] = {}
+    for verdict in verdicts:
+        counts[verdict.action] = counts.get(verdict.action, 0) + 1
+    summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "nothing to do"
+    _say(f"plan: {summary}; nothing was written")
+    return EXIT_FAILED if any(verdict.failed for verdict in verdicts) else EXIT_OK
+
+
+def _quota(app: App, target: str) -> tuple[int | None, int]:
+    quota = app.store(target).quota()  # a token first, then one read of the usage and limit
+    return quota.count, quota.max_count
+
+
 HANDLERS: dict[str, Handler] = {
+    "plan": cmd_plan,
     "pause": cmd_pause,
     "resume": cmd_resume,
     "rollback": cmd_rollback,

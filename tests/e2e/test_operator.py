@@ -192,3 +192,38 @@ def test_a_write_falling_in_a_deny_window_waits_for_the_window_s_end(scene: Scen
     assert patch.at >= ended_at - 0.05, f"written {ended_at - patch.at:.2f}s before the window's end"
     assert patch.at <= ended_at + 3.0, f"written {patch.at - ended_at:.2f}s after the window's end"
     assert worker.stop() == 0
+
+
+def test_plan_says_what_once_would_do_and_writes_nothing(scene: Scene) -> None:
+    """plan: write, unchanged, create or fail per pair, from Vault, registry and AI Core read-only; no row moves."""
+    for target in ("tenant-a", "tenant-b"):
+        scene.add_tenant(target)
+    scene.add_secret("acme-registry", targets=["tenant-a"], path=PATH)
+    scene.add_secret("fresh-registry", targets=["tenant-a"], path="registries/fresh", seed=False, create_missing=True)
+    scene.add_secret("absent-registry", targets=["tenant-b"], path="registries/absent", seed=False)
+    scene.add_secret("gone-registry", targets=["tenant-b"], path="registries/nowhere")
+    scene.add_secret("same-registry", targets=["tenant-b"], path="registries/same")
+    for path in (PATH, "registries/fresh", "registries/absent", "registries/same"):
+        scene.put(path)
+    scene.rotator("once", "--secret", "same-registry")
+    scene.put(PATH)
+    before, writes = scene.table_dump(), len(scene.emulator.inspect.writes("tenant-a"))
+    planned = scene.rotator("plan", expect=1)
+    verdicts = {line.split()[1]: line.split()[0] for line in planned.lines if "/" in line.split()[1]}
+    assert verdicts == {
+        "tenant-a/acme-registry": "write",
+        "tenant-a/fresh-registry": "create",
+        "tenant-b/absent-registry": "fail",
+        "tenant-b/gone-registry": "fail",
+        "tenant-b/same-registry": "unchanged",
+    }
+    text = planned.stdout
+    assert "create it first" in text
+    assert "[source_not_found]" in text
+    assert "target tenant-a: token ok;" in text
+    assert planned.lines[-1].endswith("nothing was written")
+    assert scene.table_dump() == before
+    assert len(scene.emulator.inspect.writes("tenant-a")) == writes
+    only = scene.rotator("plan", "--secret", "acme-registry")
+    assert only.lines[0].startswith("write")
+    assert scene.rotator("plan", "--secret", "nope", expect=2).plain_stderr[0].count("nope") == 1
