@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from service.audit.state import PostgresStateStore
     from service.audit.store import AuditStore
     from service.metrics import Metrics
+    from service.ports import RotationListener
     from service.sweep import Rotator
     from service.vault import VaultSession, VaultSource
 
@@ -200,6 +201,7 @@ class App:
         from service.windows import blocked
 
         rotation = self.settings.rotation
+        listener = self._notifying(Observer(metrics=self.metrics, clock=self.clock))
         verifier = RegistryVerifier()
         self._closers.append(("registry verifier", verifier.close))
         rotator = Rotator(
@@ -208,7 +210,7 @@ class App:
             audit=self.audit,
             state=self.state,
             verifier=verifier,
-            listener=Observer(metrics=self.metrics, clock=self.clock),
+            listener=listener,
             clock=self.clock,
             controls=self.controls,
             options=RotatorOptions(
@@ -249,6 +251,28 @@ class App:
 
         period = period_of(self.settings.schedule_of(secret), secret.name, self.clock())
         return period + self.settings.rotation.misfire_grace
+
+    def _notifying(self, listener: RotationListener) -> RotationListener:
+        """``listener``, wrapped by the notifier when ``[notify]`` names destinations."""
+        config = self.settings.notify
+        if not config.urls:
+            return listener
+        from service.notify import AppriseSender, Notifier, Policy
+
+        urls = [self.resolve(ref, where=f"notify.urls[{index}]") for index, ref in enumerate(config.urls)]
+        pairs = self.settings.pairs()
+        notifier = Notifier(
+            inner=listener,
+            sender=AppriseSender(urls, timeout=config.timeout),
+            policy=Policy(
+                failures_in_a_row=config.failures_in_a_row, expiring_within=config.expiring_within, period=config.period
+            ),
+            clock=self.clock,
+            allowance=lambda key: self.stale_allowance(pairs[key]) if key in pairs else None,
+            counters=self.metrics,
+        )
+        self._closers.append(("notifier", notifier.close))
+        return notifier
 
     def require_schema(self) -> None:
         from service.audit.migrate import require_head

@@ -390,6 +390,19 @@ class HttpConfig(_Model):
     enabled: bool = True
 
 
+class NotifyConfig(_Model):
+    """Notifications through Apprise URLs (Slack, Teams, PagerDuty, e-mail, a JSON webhook...).
+
+    Each URL is a reference (``{env = ...}``, ``{file = ...}`` or ``{vault = ...}``): webhook URLs carry tokens.
+    """
+
+    urls: list[SecretRef] = Field(default_factory=list)  # none: notifications are off
+    failures_in_a_row: int = Field(default=3, ge=1, le=1000)
+    expiring_within: Duration = timedelta(days=1)  # a credential whose source says it expires sooner
+    period: Duration = timedelta(hours=1)  # at most one message per pair, per kind, per period
+    timeout: Duration = timedelta(seconds=10)
+
+
 class LogConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -415,6 +428,7 @@ class Settings(BaseSettings):
     audit: AuditConfig = AuditConfig()
     rotation: RotationConfig = RotationConfig()
     http: HttpConfig = HttpConfig()
+    notify: NotifyConfig = NotifyConfig()
     log: LogConfig = LogConfig()
     defaults: Defaults = Defaults()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
@@ -691,6 +705,7 @@ def secret_refs(settings: Settings) -> list[tuple[str, SecretRef]]:
         ("audit.key", settings.audit.key),
     ]
     refs += [(f"targets.{name}.service_key", target.service_key) for name, target in settings.targets.items()]
+    refs += [(f"notify.urls[{index}]", ref) for index, ref in enumerate(settings.notify.urls)]
     return [(where, ref) for where, ref in refs if ref is not None]
 
 

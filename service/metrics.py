@@ -71,6 +71,12 @@ class Metrics:
             ["target", "secret"],
             registry=r,
         )
+        self.notifications = Counter(
+            "rotator_notifications",
+            "Notifications sent (result ok) or failed, by kind.",
+            ["kind", "result"],
+            registry=r,
+        )
         self.audit_head = Gauge("rotator_audit_chain_head_seq", "Sequence number of the audit chain head.", registry=r)
         self.sweep_duration = Histogram(
             "rotator_sweep_duration_seconds", "Duration of one sweep.", buckets=DURATION_BUCKETS, registry=r
@@ -102,6 +108,10 @@ class Metrics:
             self.last_success.labels(target=target, secret=secret).set(at.timestamp())
         if verification not in (None, "skipped"):
             self.verification_ok.labels(target=target, secret=secret).set(1 if verification == "ok" else 0)
+
+    def notification(self, *, kind: str, ok: bool) -> None:
+        """One notification delivered (or not) to every Apprise destination."""
+        self.notifications.labels(kind=kind, result="ok" if ok else "failed").inc()
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from tests.e2e.processes import is_rotation
+from tests.e2e.processes import eventually, is_event, is_rotation
 from tests.e2e.scene import Scene, rows_of
 
 PATH = "registries/acme"
@@ -227,3 +229,43 @@ def test_plan_says_what_once_would_do_and_writes_nothing(scene: Scene) -> None:
     only = scene.rotator("plan", "--secret", "acme-registry")
     assert only.lines[0].startswith("write")
     assert scene.rotator("plan", "--secret", "nope", expect=2).plain_stderr[0].count("nope") == 1
+
+
+def test_a_failure_reaches_the_loopback_webhook_once_and_so_does_the_recovery(scene: Scene) -> None:
+    """Failing ticks notify once (rate limit), the fix notifies its recovery once; no value in any message."""
+    received: list[dict[str, object]] = []
+    handler = type("Hook", (_Hook,), {"received": received})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    scene.cleanups.append(server.shutdown)
+    scene.env["E2E_NOTIFY_URL"] = f"json://127.0.0.1:{server.server_port}/hook"
+    scene.set("notify", urls=[{"env": "E2E_NOTIFY_URL"}], failures_in_a_row=2, period="1h")
+    _one_secret(scene)  # nothing in Vault yet: every tick fails with source_not_found
+    worker = scene.start_worker()
+    for _ in range(4):
+        worker.wait_for(is_rotation(outcome="failed"), since=worker.mark(), timeout=15, what="a failing tick")
+    eventually(lambda: received, timeout=10, what="the failure notification")
+    password = scene.put(PATH)
+    worker.wait_for(is_rotation(outcome="applied"), timeout=15, what="the fix")
+    worker.wait_for(is_rotation(outcome="unchanged"), timeout=15, what="a tick after the fix")
+    eventually(lambda: len(received) >= 2, timeout=10, what="the recovery notification")
+    assert worker.stop() == 0
+    titles = [message["title"] for message in received]
+    assert titles == ["rotator: failing tenant-a/acme-registry", "rotator: recovered tenant-a/acme-registry"]
+    assert [message["type"] for message in received] == ["failure", "success"]
+    assert "[source_not_found]" in str(received[0]["message"])
+    assert all(password not in json.dumps(message) for message in received)
+    assert worker.matching(is_event("notify.sent", kind="recovered"))
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    received: list[dict[str, object]]
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
