@@ -269,3 +269,16 @@ class _Hook(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+def test_a_notify_url_apprise_cannot_parse_exits_2_naming_its_key(scene: Scene) -> None:
+    """once with an unparseable notify URL: one line naming notify.urls[0], not the URL; exit 2, nothing written."""
+    scene.env["E2E_NOTIFY_URL"] = "nonsense://SENTINEL-hook-token"
+    scene.set("notify", urls=[{"env": "E2E_NOTIFY_URL"}])
+    _one_secret(scene)
+    scene.put(PATH)
+    result = scene.rotator("once", expect=2)
+    [line] = result.plain_stderr
+    assert "notify.urls[0]" in line
+    assert "SENTINEL" not in result.stderr
+    assert scene.emulator.inspect.writes("tenant-a") == []
