@@ -86,11 +86,22 @@ class App:
 
     @cached_property
     def audit_key(self) -> bytes:
-        key = self.resolve(self.settings.audit.key, where="audit.key").encode()
+        return self._hmac_key(self.settings.audit.key, where="audit.key")
+
+    @cached_property
+    def previous_audit_keys(self) -> dict[str, bytes]:
+        """``audit.previous_keys`` by key id: fingerprints they made still count as unchanged."""
+        return {
+            previous.key_id: self._hmac_key(previous.key, where=f"audit.previous_keys[{index}] ({previous.key_id}).key")
+            for index, previous in enumerate(self.settings.audit.previous_keys)
+        }
+
+    def _hmac_key(self, ref: SecretRef, *, where: str) -> bytes:
+        key = self.resolve(ref, where=where).encode()
         if len(key) < MIN_AUDIT_KEY_BYTES:
             raise ConfigError(
                 "configuration",
-                [ConfigIssue("audit.key", f"the HMAC key must have at least {MIN_AUDIT_KEY_BYTES} bytes")],
+                [ConfigIssue(where, f"the HMAC key must have at least {MIN_AUDIT_KEY_BYTES} bytes")],
             )
         return key
 
@@ -173,7 +184,8 @@ class App:
 
     def _build_store(self, target: str) -> AICoreClient:
         from service.aicore.client import build_client
-        from service.aicore.servicekey import ServiceKeyError, parse_service_key
+        from service.aicore.servicekey import ServiceKeyError, cleartext_issues, parse_service_key
+        from service.aicore.tls import CABundleError
 
         config = self.settings.targets[target]
         where = f"targets.{target}.service_key"
@@ -181,16 +193,38 @@ class App:
             key = parse_service_key(self.resolve(config.service_key, where=where))
         except ServiceKeyError as e:
             raise ConfigError("configuration", [ConfigIssue(where, str(e))]) from None
+        issues = cleartext_issues(key, target=target, insecure_http=config.insecure_http)
+        if any(issue.severity == "error" for issue in issues):
+            raise ConfigError("configuration", [issue for issue in issues if issue.severity == "error"])
+        for issue in issues:
+            log.warning("transport.insecure", key=issue.location, problem=issue.problem)
         limit = config.max_concurrency or self.settings.rotation.per_target_concurrency
-        client = build_client(
-            target=target,
-            key=key,
-            timeout=config.timeout.total_seconds(),
-            retry=self.settings.rotation.retry,
-            max_connections=limit,
-        )
+        try:
+            client = build_client(
+                target=target,
+                key=key,
+                timeout=config.timeout.total_seconds(),
+                retry=self.settings.rotation.retry,
+                max_connections=limit,
+                ca_file=str(config.ca_cert) if config.ca_cert else None,
+            )
+        except CABundleError as e:
+            raise ConfigError("configuration", [ConfigIssue(f"targets.{target}.ca_cert", str(e))]) from None
         self._closers.append((f"aicore {target}", client.close))
         return client
+
+    @cached_property
+    def http_token(self) -> str | None:
+        """The bearer token /status and /metrics require, or None when ``http.token`` is not set."""
+        ref = self.settings.http.token
+        return self.resolve(ref, where="http.token") if ref is not None else None
+
+    def warn_insecure_transport(self) -> None:
+        """Log, at start, every endpoint allowed in cleartext and a database reached without TLS."""
+        from service.checks import transport_warnings
+
+        for issue in transport_warnings(self.settings):
+            log.warning("transport.insecure", key=issue.location, problem=issue.problem)
 
     @cached_property
     def rotator(self) -> Rotator:
@@ -216,6 +250,7 @@ class App:
             options=RotatorOptions(
                 audit_key=self.audit_key,
                 audit_key_id=self.settings.audit.key_id,
+                previous_audit_keys=self.previous_audit_keys,
                 actor=self.actor,
                 owner=self.owner,
                 lease_ttl=rotation.lease_ttl,
@@ -296,7 +331,7 @@ class App:
 
 
 def probe_dependencies(settings: Settings) -> int:
-    """`rotator check` online: reach Vault, the database and every target's XSUAA; 0 or 3."""
+    """`rotator check` online: reach Vault, the database and every target's XSUAA; 0, 3, or 2 on a config error."""
     results: list[tuple[str, str]] = []
     with App(settings) as app:
         results.append(("vault", _probe(lambda: app.vault_session.check())))  # noqa: PLW0108 (built inside the probe)
@@ -306,6 +341,8 @@ def probe_dependencies(settings: Settings) -> int:
         sources = _probe_sources(app, settings) if results[0][1] == "ok" else []
     for name, outcome in [*results, *sources]:
         print(f"{'ok  ' if outcome == 'ok' else 'FAIL'} {name}: {outcome}")  # noqa: T201 (a command's output)
+    if any(outcome.startswith(f"{ConfigError.code}:") for _, outcome in results):
+        return 2  # e.g. a service key read from Vault with a cleartext URL: the config, not the network
     if not all(outcome == "ok" for _, outcome in results):
         return 3
     return 0 if all(outcome == "ok" for _, outcome in sources) else 2  # reachable, but a source can't be read

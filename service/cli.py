@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
-from service import __version__
+from service import __version__, commands_vault
 
 if TYPE_CHECKING:
     from service.config import SecretConfig, Settings
@@ -24,22 +24,78 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 Handler = Callable[[argparse.Namespace], int]
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its choices and its default (when it has a real one)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.choices and not isinstance(action, argparse._SubParsersAction) and "choices:" not in text:
+            text += f" (choices: {', '.join(str(choice) for choice in action.choices)})"
+        default = action.default
+        meaningful = default is not argparse.SUPPRESS and default is not None and not isinstance(default, bool)
+        if action.option_strings and meaningful and default != [] and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return {
+        name: sub
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name, sub in action.choices.items()
+    }
+
+
+def _describe(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Every subcommand shows defaults and choices; one without a description gets its help as one."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                sub.description = sub.description or helps.get(name)
+                _describe(sub)
+    return parser
+
+
+# Commands that read no configuration: they refuse --config instead of ignoring it.
+NO_CONFIG = frozenset({"demo", "db grants", "emulator aicore"})
+
+
+def _logging() -> argparse.ArgumentParser:
+    logging = argparse.ArgumentParser(add_help=False)
+    logging.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=argparse.SUPPRESS,
+        help="log level (default: [log] level of the config or ROTATOR_LOG__LEVEL, else info)",
+    )
+    logging.add_argument(
+        "--log-format",
+        choices=["auto", "json", "console"],
+        default=argparse.SUPPRESS,
+        help="log format; auto is console on a terminal, JSON otherwise "
+        "(default: [log] format of the config or ROTATOR_LOG__FORMAT, else auto)",
+    )
+    return logging
+
+
 def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, parents=[_logging()])
     common.add_argument(
         "--config",
         "-c",
         metavar="PATH",
         default=argparse.SUPPRESS,
-        help="TOML configuration file (default: $ROTATOR_CONFIG)",
+        help="TOML configuration file (default: $ROTATOR_CONFIG, else built-in defaults)",
     )
-    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS)
-    common.add_argument("--log-format", choices=["auto", "json", "console"], default=argparse.SUPPRESS)
     return common
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
+    logging = _logging()
     parser = argparse.ArgumentParser(
         prog="rotator",
         description="Rotate SAP AI Core Docker registry secrets from Vault / OpenBao, "
@@ -51,95 +107,179 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     from service import commands_operator
 
-    commands.add_parser("run", parents=[common], help="run the worker: rotate every secret on its schedule")
+    commands.add_parser(
+        "run",
+        parents=[common],
+        help="run the worker: rotate every secret on its schedule",
+        description="Run the worker: schedule every secret, rotate each (target, secret) when due, serve "
+        "/livez, /readyz, /metrics and /status on http.listen. SIGTERM or SIGINT stops it cleanly.",
+    )
 
-    once = commands.add_parser("once", parents=[common], help="run one sweep now; exit 1 if any rotation failed")
-    once.add_argument("--secret", action="append", default=[], metavar="NAME", help="only this secret (repeatable)")
-    once.add_argument("--target", action="append", default=[], metavar="NAME", help="only this target (repeatable)")
+    once = commands.add_parser(
+        "once",
+        parents=[common],
+        help="run one sweep now; exit 1 if any rotation failed",
+        description="Run one sweep now, print one line per rotation and a summary; exit 1 if any rotation "
+        "failed (so a CronJob can use it).",
+    )
+    once.add_argument(
+        "--secret", action="append", default=[], metavar="NAME", help="only this secret (repeatable; default: all)"
+    )
+    once.add_argument(
+        "--target", action="append", default=[], metavar="NAME", help="only this target (repeatable; default: all)"
+    )
     once.add_argument("--dry-run", action="store_true", help="read, render and compare; write nothing to AI Core")
     once.add_argument("--force", action="store_true", help="write even when the credential is unchanged (audited)")
-    once.add_argument("--json", action="store_true", help="one JSON object per rotation")
+    once.add_argument("--json", action="store_true", help="one JSON object per rotation instead of a line")
     commands_operator.add_once_options(once)
     commands_operator.add_parsers(commands, common)
 
     check = commands.add_parser(
-        "check", parents=[common], help="validate the config and reach Vault, AI Core, database"
+        "check",
+        parents=[common],
+        help="validate the config and reach Vault, AI Core, database",
+        description="Validate the configuration (files, variables, service keys it references), print a "
+        "summary with each secret's next run, then reach Vault, the database and every target.",
     )
     check.add_argument("--offline", action="store_true", help="validate the config only; touch no network")
+    check.add_argument(
+        "--structure-only",
+        action="store_true",
+        help="validate the structure only: no network, referenced files and variables need not exist "
+        "(a CI lint where secrets are not mounted)",
+    )
 
-    status = commands.add_parser("status", parents=[common], help="state of each (target, secret)")
-    status.add_argument("--json", action="store_true")
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        help="state of each (target, secret)",
+        description="The state of each configured (target, secret): last outcome and success, failures in "
+        "a row, next run, fingerprint, verification.",
+    )
+    status.add_argument("--json", action="store_true", help="JSON rows instead of a table")
+    status.add_argument(
+        "--target", action="append", default=[], metavar="NAME", help="only this target (repeatable; default: all)"
+    )
+    status.add_argument(
+        "--secret", action="append", default=[], metavar="NAME", help="only this secret (repeatable; default: all)"
+    )
+    status.add_argument("--stale", action="store_true", help="only pairs not confirmed within their schedule")
 
     _add_audit(commands, common)
+    commands_vault.add_parsers(commands, common)
 
-    db = commands.add_parser("db", parents=[common], help="database schema").add_subparsers(
-        dest="db_command", metavar="SUBCOMMAND", required=True
-    )
+    db = commands.add_parser(
+        "db", parents=[common], help="database schema and grants", description="The database schema and its grants."
+    ).add_subparsers(dest="db_command", metavar="SUBCOMMAND", required=True)
     db.add_parser("upgrade", parents=[common], help="apply migrations up to head")
     db.add_parser("current", parents=[common], help="show the schema revision and whether it is at head")
     grants = db.add_parser(
-        "grants", parents=[common], help="print SQL granting least privilege to app and reader roles"
+        "grants",
+        parents=[logging],
+        help="print SQL granting least privilege to app and reader roles",
+        description="Print the SQL that grants least privilege to the application role (append to the "
+        "audit trail, never change it; no DDL) and the reader role (SELECT only). Run it as the owner "
+        "after `rotator db upgrade`. Reads no configuration.",
     )
-    grants.add_argument("--app-role", default="rotator_app")
-    grants.add_argument("--reader-role", default="rotator_reader")
+    grants.add_argument("--app-role", default="rotator_app", metavar="ROLE", help="the role the rotator connects as")
+    grants.add_argument("--reader-role", default="rotator_reader", metavar="ROLE", help="the read-only role")
 
     demo = commands.add_parser(
-        "demo", parents=[common], help="run everything locally: OpenBao, PostgreSQL, AI Core emulator"
+        "demo",
+        parents=[logging],
+        help="run everything locally: OpenBao, PostgreSQL, AI Core emulator",
+        description="Run the real worker against local stand-ins (embedded PostgreSQL, an OpenBao dev "
+        "server, the AI Core emulator, a registry emulator) and narrate what happens. Reads no configuration.",
     )
     demo.add_argument("--short", action="store_true", help="a quick run (used by the tests)")
-    demo.add_argument("--seconds", type=float, default=None, help="how long the worker runs (default 20, short 6)")
-
-    emulator = commands.add_parser("emulator", parents=[common], help="local emulators").add_subparsers(
-        dest="emulator", metavar="NAME", required=True
+    demo.add_argument(
+        "--seconds", type=float, default=None, help="how long each step waits (default: 20, with --short 6)"
     )
-    aicore = emulator.add_parser("aicore", parents=[common], help="the AI Core emulator as a process")
-    aicore.add_argument("--host", default="127.0.0.1")
-    aicore.add_argument("--port", type=int, default=8900)
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="afterwards keep everything running and print the environment to try every command; Ctrl-C stops it",
+    )
+
+    emulator = commands.add_parser(
+        "emulator", parents=[common], help="local emulators", description="Local emulators, as processes."
+    ).add_subparsers(dest="emulator", metavar="NAME", required=True)
+    aicore = emulator.add_parser(
+        "aicore",
+        parents=[logging],
+        help="the AI Core emulator as a process",
+        description="Serve the AI Core emulator (XSUAA tokens and the Docker registry secret API) until "
+        "stopped. Reads no configuration.",
+    )
+    aicore.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    aicore.add_argument("--port", type=int, default=8900, help="port to listen on")
     aicore.add_argument("--tenants", metavar="FILE", help="JSON file of tenants (default: two demo tenants)")
-    aicore.add_argument("--latency-ms", type=float, default=0.0)
-    aicore.add_argument("--service-key-dir", metavar="DIR", help="write one service key JSON per tenant here")
-    return parser
+    aicore.add_argument("--latency-ms", type=float, default=0.0, metavar="MS", help="delay added to every response")
+    aicore.add_argument(
+        "--service-key-dir", metavar="DIR", help="write one service key JSON per tenant here (default: none written)"
+    )
+    return _describe(parser)
 
 
 def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    audit = commands.add_parser("audit", parents=[common], help="read and verify the audit trail").add_subparsers(
-        dest="audit_command", metavar="SUBCOMMAND", required=True
-    )
+    audit = commands.add_parser(
+        "audit",
+        parents=[common],
+        help="read and verify the audit trail",
+        description="Read and verify the audit trail.",
+    ).add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
     listing = audit.add_parser("list", parents=[common], help="events, newest first")
     for flag in ("--secret", "--target", "--event", "--actor", "--run", "--operator"):
-        listing.add_argument(flag, action="append", default=[], help=f"filter by {flag[2:]} (repeatable)")
-    listing.add_argument("--since", metavar="TIME", help="ISO 8601 time or a duration ago (e.g. 24h)")
-    listing.add_argument("--until", metavar="TIME")
-    listing.add_argument("--limit", type=int, default=50)
-    listing.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
+        listing.add_argument(
+            flag, action="append", default=[], help=f"filter by {flag[2:]} (repeatable; default: no filter)"
+        )
+    listing.add_argument(
+        "--since", metavar="TIME", help="ISO 8601 time or a duration ago, e.g. 24h (default: the first event)"
+    )
+    listing.add_argument("--until", metavar="TIME", help="ISO 8601 time or a duration ago (default: now)")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many events")
+    listing.add_argument("--format", choices=["table", "jsonl", "csv"], default="table", help="output format")
     show = audit.add_parser("show", parents=[common], help="one event by sequence number, or every event of a run id")
-    show.add_argument("id", metavar="SEQ_OR_RUN_ID")
-    show.add_argument("--format", choices=["text", "json"], default="text")
+    show.add_argument("id", metavar="SEQ_OR_RUN_ID", help="a sequence number or a run id")
+    show.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     export = audit.add_parser("export", parents=[common], help="stream the whole trail (or a time range)")
-    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    export.add_argument("--since", metavar="TIME")
-    export.add_argument("--until", metavar="TIME")
-    export.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format")
+    export.add_argument("--since", metavar="TIME", help="ISO 8601 time or a duration ago (default: the first event)")
+    export.add_argument("--until", metavar="TIME", help="ISO 8601 time or a duration ago (default: now)")
+    export.add_argument(
+        "--output", "-o", metavar="FILE", help="write here instead of standard output (default: standard output)"
+    )
     verify = audit.add_parser("verify", parents=[common], help="recompute the hash chain; exit 1 on any break")
-    verify.add_argument("--anchor", metavar="SEQ:HASH", help="a chain head logged earlier")
+    verify.add_argument("--anchor", metavar="SEQ:HASH", help="a chain head logged earlier, checked too (default: none)")
 
 
 # --- commands ----------------------------------------------------------------------
 
 
-def load(args: argparse.Namespace) -> Settings:
-    from service.config import config_path, load_settings
+def load(args: argparse.Namespace, *, warn: bool = True) -> Settings:
+    """Load the settings, then log as they say unless a flag overrides (flags > env > file > defaults)."""
+    from service import logs
+    from service.config import config_path, load_settings, unknown_env_issues
 
-    return load_settings(config_path(getattr(args, "config", None)))
+    settings = load_settings(config_path(getattr(args, "config", None)))
+    logs.configure(
+        logs.effective(getattr(args, "log_level", None), configured=settings.log.level),
+        logs.effective(getattr(args, "log_format", None), configured=settings.log.format),
+    )
+    for issue in unknown_env_issues(settings) if warn else []:
+        logs.get_logger("rotator").warning("config.unknown_variable", variable=issue.location, problem=issue.problem)
+    return settings
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from service import checks
+    from service.config import ENV_PREFIX
 
-    settings = load(args)
-    issues = checks.local_issues(settings)
+    settings = load(args, warn=False)
+    issues = checks.local_issues(settings, structure_only=args.structure_only)
     for issue in issues:
-        print(f"{issue.severity}: {issue.render(_source(args))}", file=sys.stderr)
+        where = "environment" if issue.location.startswith(ENV_PREFIX) else _source(args)
+        print(f"{issue.severity}: {issue.render(where)}", file=sys.stderr)
     if any(issue.severity == "error" for issue in issues):
         return EXIT_USAGE
     print(checks.summary(settings))
@@ -148,7 +288,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     per_secret = {f"secret {secret.name}": secret.windows for secret in settings.secrets if secret.windows}
     for line in summary_lines(settings.windows, per_secret, datetime.now(UTC)):
         print(line)
-    if args.offline:
+    if args.offline or args.structure_only:
         return EXIT_OK
     return checks.reachability(settings)
 
@@ -165,6 +305,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from service.worker import Worker
 
     with App(load(args)) as app:
+        app.warn_insecure_transport()
         return Worker(app, config_path=config_path(getattr(args, "config", None))).run()
 
 
@@ -188,6 +329,7 @@ def cmd_once(args: argparse.Namespace) -> int:
         ignore_pause=args.ignore_pause,
     )
     with App(settings) as app:
+        app.warn_insecure_transport()
         app.require_schema()
         if args.force and not args.ignore_pause:
             refuse_paused(app, request)
@@ -227,10 +369,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     import json
 
     from service.app import App
-    from service.status import render_table, status_rows, summary
+    from service.status import filter_rows, render_table, status_rows, summary
 
     settings = load(args)
     _require_secrets(settings, args)
+    _select(settings, args.secret, args.target)  # unknown names: exit 2, naming them
     with App(settings) as app:
         app.require_schema()
         rows = status_rows(
@@ -240,6 +383,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             allowance=app.stale_allowance,
             holds=app.controls.everything(),
         )
+    rows = filter_rows(rows, targets=args.target, secrets=args.secret, stale=args.stale)
     counts = summary(rows)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -320,7 +464,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from service.sandbox.demo import run_demo
 
-    return run_demo(short=args.short, seconds=args.seconds)
+    return run_demo(short=args.short, seconds=args.seconds, keep=args.keep)
 
 
 def cmd_emulator_aicore(args: argparse.Namespace) -> int:
@@ -350,35 +494,49 @@ def handlers() -> dict[str, Handler]:
         **audit,
         **db,
         **commands_operator.HANDLERS,
+        **commands_vault.HANDLERS,
     }
 
 
 def _handler_key(args: argparse.Namespace) -> str:
-    for sub in ("audit_command", "db_command", "emulator"):
+    for sub in ("audit_command", "db_command", "emulator", "vault_command"):
         if getattr(args, sub, None):
             return f"{args.command} {getattr(args, sub)}"
     return str(args.command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from service.hardening import disable_core_dumps
+
+    disable_core_dumps()  # before any credential is read: a crash must not write them to disk
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
     key = _handler_key(args)
+    if unknown:  # the command's own usage, not the top level's
+        _parser_of(parser, key).error(f"unrecognized arguments: {' '.join(unknown)}")
     handler = handlers().get(key)
     if handler is None:
         parser.error(f"'{key}' is not available in this build")
+    if key in NO_CONFIG and getattr(args, "config", None) is not None:
+        _parser_of(parser, key).error(f"--config: `rotator {key}` reads no configuration")
     from service import logs
 
     logs.configure(getattr(args, "log_level", "info"), getattr(args, "log_format", "auto"))
     return run_handler(handler, args)
 
 
+def _parser_of(parser: argparse.ArgumentParser, key: str) -> argparse.ArgumentParser:
+    for name in key.split():
+        parser = _subcommands(parser)[name]
+    return parser
+
+
 def run_handler(handler: Handler, args: argparse.Namespace) -> int:  # noqa: PLR0911 (one return per exit code)
-    from service.errors import ConfigError, DependencyUnavailable, RotatorError, SchemaNotCurrent
+    from service.errors import AuditMisconfigured, ConfigError, DependencyUnavailable, RotatorError, SchemaNotCurrent
 
     try:
         return handler(args)
-    except SchemaNotCurrent as e:
+    except (SchemaNotCurrent, AuditMisconfigured) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as e:

@@ -39,7 +39,8 @@ def _say(line: str) -> None:
 def who(parser: argparse.ArgumentParser, *, reason_required: bool = False) -> None:
     """``--operator`` and ``--reason``: recorded in the audit rows of a manual action."""
     parser.add_argument("--operator", metavar="NAME", help="who is acting (default: $ROTATOR_OPERATOR, else user@host)")
-    parser.add_argument("--reason", metavar="TEXT", required=reason_required, help="why, in your words (audited)")
+    reason = "why, in your words; audited (required, no default)" if reason_required else "why; audited (default: none)"
+    parser.add_argument("--reason", metavar="TEXT", required=reason_required, help=reason)
 
 
 def add_once_options(once: argparse.ArgumentParser) -> None:
@@ -48,39 +49,58 @@ def add_once_options(once: argparse.ArgumentParser) -> None:
     once.add_argument("--ignore-pause", action="store_true", help="with --force: rotate paused pairs too (audited)")
 
 
+_DESCRIPTIONS = {
+    "pause": "Stop rotating a pair, a secret on every target, a target, or everything (--all, the kill switch). "
+    "Kept in PostgreSQL: every replica skips the pair from its next sweep on. Audited as `paused`.",
+    "resume": "Lift the pause made with the same --secret / --target / --all; say which pairs another pause "
+    "still holds. Audited as `resumed`.",
+    "rollback": "Read KV v2 version N of the secret's source, pin the pair(s) to it in PostgreSQL and write it "
+    "now with trigger `rollback`; the worker keeps reading N until `rotator unpin`.",
+    "unpin": "Remove a rollback's pin (audited as `unpinned`) and rotate the pair to the current version now.",
+    "plan": "What `rotator once` would do for each pair: reads Vault, renders, fingerprints, verifies at the "
+    "registry, and asks AI Core read-only (token, quota, the secret's existence). Writes nothing anywhere.",
+}
+
+
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    """``pause``, ``resume``, ``rollback`` and ``unpin``."""
+    """``pause``, ``resume``, ``rollback``, ``unpin`` and ``plan``."""
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], help=help_text, description=_DESCRIPTIONS[name])
+
     for name, help_text, needs_reason in (
         ("pause", "stop rotating a secret, a target or everything (every replica, at once)", True),
         ("resume", "lift a pause made with the same --secret / --target / --all", False),
     ):
-        parser = commands.add_parser(name, parents=[common], help=help_text)
+        parser = add(name, help_text)
         _scope_options(parser)
         who(parser, reason_required=needs_reason)
-    rollback = commands.add_parser(
-        "rollback", parents=[common], help="write an earlier KV v2 version and pin the pair to it"
-    )
+    rollback = add("rollback", "write an earlier KV v2 version and pin the pair to it")
     _pair_options(rollback)
-    rollback.add_argument("--to-version", type=_version, required=True, metavar="N", help="the KV v2 version")
+    rollback.add_argument(
+        "--to-version", type=_version, required=True, metavar="N", help="the KV v2 version (required, no default)"
+    )
     who(rollback, reason_required=True)
-    unpin = commands.add_parser("unpin", parents=[common], help="return a pinned pair to the current version")
+    unpin = add("unpin", "return a pinned pair to the current version")
     _pair_options(unpin)
     who(unpin)
-    plan = commands.add_parser(
-        "plan", parents=[common], help="what `once` would do, asking Vault, the registry and AI Core read-only"
+    plan = add("plan", "what `once` would do, asking Vault, the registry and AI Core read-only")
+    plan.add_argument(
+        "--secret", action="append", default=[], metavar="NAME", help="only this secret (repeatable; default: all)"
     )
-    plan.add_argument("--secret", action="append", default=[], metavar="NAME", help="only this secret (repeatable)")
-    plan.add_argument("--target", action="append", default=[], metavar="NAME", help="only this target (repeatable)")
+    plan.add_argument(
+        "--target", action="append", default=[], metavar="NAME", help="only this target (repeatable; default: all)"
+    )
 
 
 def _scope_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--secret", metavar="NAME", help="this secret (on every target, or on --target)")
-    parser.add_argument("--target", metavar="NAME", help="this target (every secret, or --secret)")
+    parser.add_argument("--secret", metavar="NAME", help="this secret, on every target or on --target (default: none)")
+    parser.add_argument("--target", metavar="NAME", help="this target, every secret or --secret (default: none)")
     parser.add_argument("--all", action="store_true", help="everything: the global kill switch")
 
 
 def _pair_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--secret", metavar="NAME", required=True)
+    parser.add_argument("--secret", metavar="NAME", required=True, help="the secret (required, no default)")
     parser.add_argument("--target", metavar="NAME", help="only this target (default: every target of the secret)")
 
 

@@ -33,6 +33,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from service.errors import ConfigError, ConfigIssue
 from service.model import RotationKey
+from service.transport import cleartext_rule
 
 ENV_PREFIX = "ROTATOR_"
 CONFIG_ENV = "ROTATOR_CONFIG"
@@ -65,6 +66,21 @@ def parse_duration(value: Any) -> Any:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of ``parse_duration``: ``4s``, ``6h``, ``1h30m``, ``500ms`` (not ``0:00:04``)."""
+    millis = round(value.total_seconds() * 1000)
+    sign, millis = ("-", -millis) if millis < 0 else ("", millis)
+    seconds, ms = divmod(millis, 1000)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    if ms:
+        parts.append(f"{ms}ms")
+    return sign + ("".join(parts) or "0s")
 
 
 class _Model(BaseModel):
@@ -163,6 +179,8 @@ class VaultConfig(_Model):
     auth: VaultAuthConfig = VaultAuthConfig(token=SecretRef(env="VAULT_TOKEN"))
     # Renew our token once this fraction of its TTL has passed.
     renew_at_fraction: float = Field(default=0.67, gt=0, lt=1)
+    # Allow http:// to a host that is not loopback (the token then crosses in cleartext).
+    insecure_http: bool = False
 
     @field_validator("address")
     @classmethod
@@ -170,6 +188,13 @@ class VaultConfig(_Model):
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError(f"not an http(s) URL: {value!r}")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _cleartext(self) -> VaultConfig:
+        problem = cleartext_rule(self.address, insecure_http=self.insecure_http, flag="vault.insecure_http").problem
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 # --- database and audit ----------------------------------------------------------
@@ -196,11 +221,34 @@ class DatabaseConfig(_Model):
         return value
 
 
+KEY_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,32}$"
+
+
+class PreviousAuditKey(_Model):
+    """An HMAC key used before the current one, with the id its fingerprints carry."""
+
+    key_id: str = Field(pattern=KEY_ID_PATTERN)
+    key: SecretRef
+
+
 class AuditConfig(_Model):
     """The HMAC key that fingerprints credentials, and its id (written in every fingerprint)."""
 
     key: SecretRef = SecretRef(env="ROTATOR_AUDIT_KEY")
-    key_id: str = Field(default="k1", pattern=r"^[A-Za-z0-9_.\-]{1,32}$")
+    key_id: str = Field(default="k1", pattern=KEY_ID_PATTERN)
+    # Keys used before ``key``: a credential fingerprinted under one of them is recognised
+    # as unchanged, so changing the key does not rewrite every secret (docs/audit.md).
+    previous_keys: list[PreviousAuditKey] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _distinct_ids(self) -> AuditConfig:
+        ids = [previous.key_id for previous in self.previous_keys]
+        if self.key_id in ids:
+            raise ValueError(f"previous_keys repeats the current key_id {self.key_id!r}; give each key its own id")
+        repeated = sorted({key_id for key_id in ids if ids.count(key_id) > 1})
+        if repeated:
+            raise ValueError(f"previous_keys repeats key_id {', '.join(map(repr, repeated))}")
+        return self
 
 
 # --- targets, sources, secrets ---------------------------------------------------
@@ -212,6 +260,10 @@ class TargetConfig(_Model):
     service_key: SecretRef
     timeout: Duration = timedelta(seconds=30)
     max_concurrency: int | None = Field(default=None, ge=1, le=64)
+    # CA bundle for XSUAA's and the AI API's TLS certificates (default: the system store).
+    ca_cert: Path | None = None
+    # Allow http:// XSUAA / AI_API_URL to a host that is not loopback (checked when the key is read).
+    insecure_http: bool = False
 
 
 class SourceConfig(_Model):
@@ -269,7 +321,9 @@ class ScheduleConfig(_Model):
         return self
 
     def describe(self) -> str:
-        return f"every {self.every}" if self.every is not None else f"cron {self.cron!r} {self.timezone}"
+        return (
+            f"every {format_duration(self.every)}" if self.every is not None else f"cron {self.cron!r} {self.timezone}"
+        )
 
 
 class WindowConfig(_Model):
@@ -322,6 +376,8 @@ class SecretConfig(_Model):
     schedule: ScheduleConfig | None = None
     create_missing: bool = False
     verify: VerifyConfig = VerifyConfig()
+    # Allow http:// registries on hosts that are not loopback (verification sends the password there).
+    insecure_http: bool = False
     windows: list[WindowConfig] = Field(default_factory=list)  # beside the global [[windows]]
 
     @field_validator("name")
@@ -339,6 +395,16 @@ class SecretConfig(_Model):
         if bad:
             raise ValueError(f"not a registry host: {', '.join(repr(b) for b in bad)}")
         return value
+
+    @model_validator(mode="after")
+    def _cleartext(self) -> SecretConfig:
+        rules = [cleartext_rule(host, insecure_http=False, flag="insecure_http") for host in self.registries]
+        refused = [rule.problem for rule in rules if rule.problem]
+        if refused and not self.insecure_http:
+            raise ValueError(f"registries: {refused[0]}")
+        if self.insecure_http and not any(host.lower().startswith("http://") for host in self.registries):
+            raise ValueError("insecure_http = true, but no registry of this secret is an http:// URL; remove it")
+        return self
 
 
 def secret_name_problem(name: str) -> str | None:
@@ -388,6 +454,8 @@ class RotationConfig(_Model):
 class HttpConfig(_Model):
     listen: str = Field(default="127.0.0.1:9464", pattern=r"^[^\s:]*:\d{1,5}$")
     enabled: bool = True
+    # When set, /status and /metrics need "Authorization: Bearer <token>"; /livez and /readyz stay open.
+    token: SecretRef | None = None
 
 
 class NotifyConfig(_Model):
@@ -691,6 +759,50 @@ def _json_issue(name: str, value: str) -> ConfigIssue | None:
     return None
 
 
+# --- environment variables the settings do not know --------------------------------
+
+# ROTATOR_ variables that are not settings: the ones the project itself reads or points
+# references at. Anything else with the prefix whose section is unknown is likely a typo.
+NOT_SETTINGS = frozenset(
+    {
+        CONFIG_ENV,
+        "ROTATOR_AUDIT_KEY",
+        "ROTATOR_OPERATOR",
+        "ROTATOR_VAULT_TOKEN",
+        "ROTATOR_DB_PASSWORD",
+        "ROTATOR_DATABASE_URL",
+        "ROTATOR_REGISTRY_BINARY",
+        "ROTATOR_IMAGE",
+    }
+)
+NOT_SETTINGS_PREFIXES = ("ROTATOR_TEST_", "ROTATOR_BENCH_")
+
+
+def unknown_env_issues(settings: Settings | None, *, environ: Mapping[str, str] | None = None) -> list[ConfigIssue]:
+    """A warning for each ROTATOR_ variable whose section the settings do not know."""
+    env = environ if environ is not None else os.environ
+    sections = {name.upper() for name in Settings.model_fields}
+    referenced = {ref.env for _, ref in secret_refs(settings)} if settings is not None else set()
+    issues = []
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS or name in referenced:
+            continue
+        if name.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        rest = name.removeprefix(ENV_PREFIX)
+        if rest.split("__", 1)[0] not in sections:
+            issues.append(ConfigIssue(name, _unknown_env_problem(rest, sections), "warning"))
+    return issues
+
+
+def _unknown_env_problem(rest: str, sections: set[str]) -> str:
+    problem = f"ignored: the settings have no section {rest.split('__', 1)[0].lower()!r}"
+    for section in sorted(sections, key=len, reverse=True):
+        if rest.startswith(section + "_") and not rest.startswith(section + "__"):
+            return f"{problem} (did you mean {ENV_PREFIX}{section}__{rest.removeprefix(section + '_')}?)"
+    return f"{problem} (sections: {', '.join(sorted(s.lower() for s in sections))})"
+
+
 # --- local references (files and environment variables) -------------------------
 
 
@@ -703,6 +815,11 @@ def secret_refs(settings: Settings) -> list[tuple[str, SecretRef]]:
         ("vault.auth.jwt", auth.jwt_ref if auth.method in ("jwt", "kubernetes") else None),
         ("database.password", settings.database.password),
         ("audit.key", settings.audit.key),
+        ("http.token", settings.http.token),
+    ]
+    refs += [
+        (f"audit.previous_keys[{index}] ({previous.key_id}).key", previous.key)
+        for index, previous in enumerate(settings.audit.previous_keys)
     ]
     refs += [(f"targets.{name}.service_key", target.service_key) for name, target in settings.targets.items()]
     refs += [(f"notify.urls[{index}]", ref) for index, ref in enumerate(settings.notify.urls)]

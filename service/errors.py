@@ -28,6 +28,7 @@ secret, so no library exception leaks past an adapter.
     ├── VerificationError           the registry refused or could not check a credential
     ├── AuditError                  the audit trail cannot be written or read
     │   ├── AuditUnavailable        (also DependencyUnavailable)
+    │   ├── AuditMisconfigured      login refused, role or database missing; exit code 2
     │   └── SchemaNotCurrent        the database is not at the migrations' head
     └── LeaseLost                   our fencing token is no longer current
 
@@ -249,6 +250,12 @@ class AuditError(RotatorError):
 class AuditUnavailable(AuditError, DependencyUnavailable):
     code = "audit_unavailable"
     retryable = True
+
+
+class AuditMisconfigured(AuditError):
+    """The server answers but refuses us: wrong password, no such role or database (exit code 2)."""
+
+    code = "audit_misconfigured"
 
 
 class SchemaNotCurrent(AuditError):

@@ -175,6 +175,11 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     )
 
 
+def effective(flag: str | None, *, configured: str) -> str:
+    """A command-line flag wins; otherwise the configured value (environment over file over default)."""
+    return flag if flag is not None else configured
+
+
 def get_logger(name: str = "rotator") -> Any:
     return structlog.stdlib.get_logger(name)
 

@@ -6,14 +6,54 @@ registry, so tests and several workers in one process do not share counters.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from service import __version__
 
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+# The synced gauge (ESO's condition metric): 1 once a pair is confirmed up to date, 0 when
+# its last real attempt did not get there. Skipped, dry runs and interruptions leave it.
+SYNCED_OUTCOMES = frozenset({"applied", "unchanged"})
+UNSYNCED_OUTCOMES = frozenset({"failed", "rejected", "unknown"})
+
+# `_created` series double every counter and histogram for a value nobody alerts on.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
+
+
+class OptionalGauge(Collector):
+    """An unlabelled gauge that is absent until set, and absent again once cleared.
+
+    prometheus_client exports an unlabelled ``Gauge`` as 0 from the start; for a timestamp
+    that would read as "expired in 1970" and fire every expiry alert.
+    """
+
+    def __init__(self, name: str, documentation: str, *, registry: CollectorRegistry) -> None:
+        self._name = name
+        self._documentation = documentation
+        self.value: float | None = None
+        registry.register(self)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if self.value is not None:
+            yield GaugeMetricFamily(self._name, self._documentation, value=self.value)
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self._name, self._documentation)
 
 
 class Metrics:
@@ -49,8 +89,16 @@ class Metrics:
             ["secret"],
             registry=r,
         )
-        self.vault_token_expiry = Gauge(
-            "rotator_vault_token_expiry_timestamp_seconds", "When the rotator's own Vault token expires.", registry=r
+        self.vault_token_expiry = OptionalGauge(
+            "rotator_vault_token_expiry_timestamp_seconds",
+            "When the rotator's own Vault token expires; absent when it never does.",
+            registry=r,
+        )
+        self.synced = Gauge(
+            "rotator_secret_synced",
+            "1 if the pair's last rotation left it up to date (applied or unchanged), 0 if it failed.",
+            ["target", "secret"],
+            registry=r,
         )
         self.audit_write_failures = Counter("rotator_audit_write_failures", "Audit appends that failed.", registry=r)
         self.verification_ok = Gauge(
@@ -83,6 +131,8 @@ class Metrics:
         )
         build = Gauge("rotator_build_info", "Build information.", ["version"], registry=r)
         build.labels(version=__version__).set(1)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
 
     def rotation(
         self,
@@ -108,6 +158,24 @@ class Metrics:
             self.last_success.labels(target=target, secret=secret).set(at.timestamp())
         if verification not in (None, "skipped"):
             self.verification_ok.labels(target=target, secret=secret).set(1 if verification == "ok" else 0)
+        if outcome in SYNCED_OUTCOMES | UNSYNCED_OUTCOMES:
+            self.synced.labels(target=target, secret=secret).set(1 if outcome in SYNCED_OUTCOMES else 0)
+
+    def pair_stale(self, *, target: str, secret: str, stale: bool) -> None:
+        """1 while the pair's last success is older than its schedule allows, else 0."""
+        self.stale.labels(target=target, secret=secret).set(1 if stale else 0)
+
+    def next_run_at(self, *, secret: str, at: datetime) -> None:
+        """The secret's next scheduled run."""
+        self.next_run.labels(secret=secret).set(at.timestamp())
+
+    def credential_expires_at(self, *, secret: str, at: datetime) -> None:
+        """When the secret's current credential expires, where the source says."""
+        self.credential_expiry.labels(secret=secret).set(at.timestamp())
+
+    def vault_token_expires_at(self, at: float | None) -> None:
+        """When our Vault token expires (epoch seconds); None (never) removes the series."""
+        self.vault_token_expiry.value = at
 
     def notification(self, *, kind: str, ok: bool) -> None:
         """One notification delivered (or not) to every Apprise destination."""

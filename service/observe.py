@@ -54,9 +54,7 @@ class Observer:
             success=result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED),
         )
         if result.credential_expires_at is not None:
-            self._metrics.credential_expiry.labels(secret=result.key.secret).set(
-                result.credential_expires_at.timestamp()
-            )
+            self._metrics.credential_expires_at(secret=result.key.secret, at=result.credential_expires_at)
 
     def sweep_finished(self, report: SweepReport) -> None:
         """A summary line, and the chain head as an anchor outside the database."""

@@ -7,11 +7,15 @@ Nothing here does I/O or reads a clock: every function takes what it decides on,
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from service.dockerconfig import fingerprint
 from service.model import (
     AuditEvent,
+    DockerConfigJson,
     EventType,
     Fingerprint,
     Outcome,
@@ -42,6 +46,59 @@ def decide(state: RotationState | None, new: Fingerprint, *, identity: str, forc
     if state.target_identity is not None and state.target_identity != identity:
         return Action.REPOINT
     return Action.FORCE if force else Action.UNCHANGED
+
+
+@dataclass(frozen=True, slots=True)
+class AuditKeys:
+    """The HMAC key that fingerprints new writes, and the keys used before it, by key id."""
+
+    key_id: str
+    key: bytes = field(repr=False)
+    previous: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with a rendering, and the fingerprint that describes it.
+
+    ``fingerprint`` is under the current key, except when the credential is unchanged
+    and the state's fingerprint was made with a previous key: then it is that recorded
+    fingerprint, so the state keeps it and the next real change's ``previous_fingerprint``
+    still matches the audit row that applied the credential.
+    """
+
+    action: Action
+    fingerprint: Fingerprint
+
+
+def decide_rendering(
+    state: RotationState | None, config: DockerConfigJson, *, keys: AuditKeys, identity: str, force: bool
+) -> Decision:
+    """``decide`` over a rendering, recognising a credential applied under a previous audit key as unchanged.
+
+    Anything that writes (a re-pointed target, ``--force``) is fingerprinted with the current key.
+    """
+    new = fingerprint(config, key=keys.key, key_id=keys.key_id)
+    earlier = _under_previous_key(state, config, keys)
+    if earlier is None:
+        return Decision(decide(state, new, identity=identity, force=force), new)
+    action = decide(state, earlier, identity=identity, force=force)  # the state holds ``earlier``: not a WRITE
+    return Decision(action, earlier if action is Action.UNCHANGED else new)
+
+
+def _under_previous_key(state: RotationState | None, config: DockerConfigJson, keys: AuditKeys) -> Fingerprint | None:
+    """The state's fingerprint, when a previous key's fingerprint of ``config`` equals it; else None."""
+    if state is None or state.fingerprint is None:
+        return None
+    try:
+        recorded = Fingerprint.parse(state.fingerprint)
+    except ValueError:
+        return None
+    old_key = keys.previous.get(recorded.key_id)
+    if old_key is None or recorded.key_id == keys.key_id:
+        return None
+    again = fingerprint(config, key=old_key, key_id=recorded.key_id)
+    return recorded if hmac.compare_digest(again.digest, recorded.digest) else None
 
 
 def confirm_due(confirmed_at: datetime | None, *, now: datetime, period: timedelta) -> bool:

@@ -90,6 +90,20 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, int]:
     }
 
 
+def filter_rows(
+    rows: Iterable[dict[str, Any]], *, targets: Iterable[str] = (), secrets: Iterable[str] = (), stale: bool = False
+) -> list[dict[str, Any]]:
+    """The rows of these targets and secrets (none given: all), only the stale ones if asked."""
+    wanted_targets, wanted_secrets = set(targets), set(secrets)
+    return [
+        row
+        for row in rows
+        if (not wanted_targets or row["target"] in wanted_targets)
+        and (not wanted_secrets or row["secret"] in wanted_secrets)
+        and (not stale or bool(row.get("stale")))
+    ]
+
+
 def render_table(rows: list[dict[str, Any]]) -> str:
     """A fixed-width table of the main columns."""
     cells = [[str(row.get(col) if row.get(col) is not None else "-") for col in COLUMNS] for row in rows]

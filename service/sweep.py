@@ -24,7 +24,7 @@ from service import logs
 from service.batching import Batcher
 from service.config import SecretConfig
 from service.controls import Holds, Pause, Pin
-from service.dockerconfig import fingerprint, registry_hosts, render
+from service.dockerconfig import registry_hosts, render
 from service.errors import AICoreError, AuditError, OutcomeUnknown, RotatorError, SecretNotFound
 from service.model import (
     AuditEvent,
@@ -52,10 +52,11 @@ from service.ports import (
 )
 from service.rotation import (
     Action,
+    AuditKeys,
     EventContext,
     RotationResult,
     confirm_due,
-    decide,
+    decide_rendering,
     next_run,
     retry_delay,
     state_after,
@@ -108,6 +109,8 @@ class SweepReport:
 class RotatorOptions:
     audit_key: bytes = field(repr=False)
     audit_key_id: str
+    # Keys used before audit_key, by key id: a credential applied under one is not rewritten.
+    previous_audit_keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     actor: str  # who writes: "rotator/<version>@<instance>"
     owner: str  # lease owner: this process
     lease_ttl: timedelta
@@ -202,6 +205,7 @@ class Rotator:
         self._verifier = verifier
         self._listener = listener
         self._options = options
+        self._audit_keys = AuditKeys(options.audit_key_id, options.audit_key, options.previous_audit_keys)
         self._clock = clock
         self._timer = timer
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
@@ -370,9 +374,10 @@ class Rotator:
         credential = scope.sources.get(secret.source, lambda: self._source.read(secret.source))
         hosts = registry_hosts(secret.registries, credential, secret=secret.name)
         config = render(credential, hosts, secret=secret.name)
-        new = fingerprint(config, key=self._options.audit_key, key_id=self._options.audit_key_id)
-        previous = state.fingerprint if state else None
         identity = store.identity
+        decision = decide_rendering(state, config, keys=self._audit_keys, identity=identity, force=scope.request.force)
+        new = decision.fingerprint
+        previous = state.fingerprint if state else None
         ctx = EventContext(
             run_id=scope.run_id,
             key=key,
@@ -387,7 +392,7 @@ class Rotator:
             previous_fingerprint=previous,
         )
         done = self._partial(scope, secret, ctx, credential, identity)
-        action = decide(state, new, identity=identity, force=scope.request.force)
+        action = decision.action
         if action is Action.UNCHANGED and scope.request.recheck:
             return self._recheck(scope, secret, credential, hosts, done)
         missing = False

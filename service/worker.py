@@ -361,7 +361,7 @@ class Worker:
             elif result.next_run_at is not None and job is not None and result.next_run_at < job:
                 self.run_soon(result.key, result.next_run_at)
             if job is not None:
-                self.app.metrics.next_run.labels(secret=result.key.secret).set(job.timestamp())
+                self.app.metrics.next_run_at(secret=result.key.secret, at=job)
 
     def _recover(self) -> None:
         report = self.app.rotator.recover(self._pairs)
@@ -390,9 +390,7 @@ class Worker:
     def _maintain_vault(self) -> None:
         try:
             self.app.vault_session.maintain()
-            expires = self.app.vault_session.token_expires_at()
-            if expires is not None:
-                self.app.metrics.vault_token_expiry.set(expires)
+            self.app.metrics.vault_token_expires_at(self.app.vault_session.token_expires_at())
         except RotatorError as e:
             log.error("vault.maintenance_failed", error=e.code, message=str(e))
 
@@ -427,7 +425,7 @@ class Worker:
             log.warning("health.state_unavailable", error=e.code)
             return
         for row in rows:
-            self.app.metrics.stale.labels(target=row["target"], secret=row["secret"]).set(1 if row["stale"] else 0)
+            self.app.metrics.pair_stale(target=row["target"], secret=row["secret"], stale=bool(row["stale"]))
 
     # --- http -----------------------------------------------------------------------
 
@@ -435,7 +433,7 @@ class Worker:
         if not self.settings.http.enabled:
             return
         probes = Probes(live=self._live, ready=self._ready, metrics=self.app.metrics.exposition, status=self.status)
-        self._http = HealthServer(listen=self.settings.http.listen, probes=probes)
+        self._http = HealthServer(listen=self.settings.http.listen, probes=probes, token=self.app.http_token)
         self._http.start()
 
     def _live(self) -> bool:

@@ -339,12 +339,25 @@ def manifest_files() -> list[Path]:
 
 
 def manifests() -> list[dict[str, Any]]:
-    """Every object of every manifest file (multi-document files allowed)."""
-    return [doc for path in manifest_files() for doc in yaml.safe_load_all(path.read_text()) if doc]
+    """Every object of every manifest file (multi-document files allowed), plus generated ConfigMaps."""
+    files = [doc for path in manifest_files() for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return files + generated_config_maps()
 
 
 def kustomization() -> dict[str, Any]:
     return yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())  # type: ignore[no-any-return]
+
+
+def generated_config_maps() -> list[dict[str, Any]]:
+    """The ConfigMaps of kustomize's configMapGenerator, before it appends the content hash to the name."""
+    maps = []
+    for generator in kustomization().get("configMapGenerator", []):
+        files = [entry.partition("=") for entry in generator.get("files", [])]
+        data = {key if sep else Path(key).name: (KUBERNETES / (path or key)).read_text() for key, sep, path in files}
+        labels = generator.get("options", {}).get("labels", {})
+        metadata = {"name": generator["name"], **({"labels": labels} if labels else {})}
+        maps.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data})
+    return maps
 
 
 def only(kind: str, objects: list[dict[str, Any]] | None = None) -> dict[str, Any]:

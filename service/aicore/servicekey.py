@@ -11,7 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.errors import ConfigIssue
 from service.model import MASK
+from service.transport import cleartext_rule, is_http
 
 
 class ServiceKeyError(ValueError):
@@ -97,3 +99,24 @@ def _text(data: dict[str, Any], name: str, label: str | None = None) -> str:
 def _url(value: str, label: str) -> None:
     if not value.startswith(("https://", "http://")):
         raise ServiceKeyError(f"service key field {label} is not an http(s) URL")
+
+
+def cleartext_issues(key: ServiceKey, *, target: str, insecure_http: bool) -> list[ConfigIssue]:
+    """Refuse http:// XSUAA or AI API URLs to a non-loopback host unless the target allows it; warn when it does.
+
+    Errors name ``targets.<t>.service_key`` (the key's URL is what is wrong) or
+    ``targets.<t>.insecure_http`` (set although both URLs are https); warnings name the endpoint.
+    """
+    flag = f"targets.{target}.insecure_http"
+    where = f"targets.{target}.service_key"
+    urls = (("certurl" if key.mtls else "url", key.auth_url), ("serviceurls.AI_API_URL", key.api_url))
+    if insecure_http and not any(is_http(url) for _, url in urls):
+        return [ConfigIssue(flag, "is true, but the service key's XSUAA and AI API URLs are https://; remove it")]
+    issues = []
+    for label, url in urls:
+        rule = cleartext_rule(url, insecure_http=insecure_http and is_http(url), flag=flag)
+        if rule.problem:
+            issues.append(ConfigIssue(where, f"service key field {label}: {rule.problem}"))
+        elif rule.warning:
+            issues.append(ConfigIssue(where, f"service key field {label}: {rule.warning}", "warning"))
+    return issues

@@ -19,6 +19,10 @@ from service.aicore.servicekey import ServiceKey
 from service.errors import AICoreAuthError
 
 
+class CABundleError(ValueError):
+    """A configured CA bundle that cannot be loaded; the message names the file, never its content."""
+
+
 def tls_context(key: ServiceKey, *, ca_file: str | None = None) -> ssl.SSLContext:
     """Verify servers against ``ca_file`` (or the default trust store); present the key's certificate if X.509."""
     if key.certificate is None or key.private_key is None:
@@ -35,7 +39,14 @@ def _server_trust(ca_file: str | None) -> ssl.SSLContext:
 
 
 def _new_context(ca_file: str | None) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=ca_file) if ca_file else httpx.create_ssl_context()
+    """Verification always on: the default trust store, or exactly ``ca_file``."""
+    if not ca_file:
+        return httpx.create_ssl_context()
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except OSError as e:  # ssl.SSLError is an OSError too
+        reason = e.strerror or getattr(e, "reason", None) or type(e).__name__
+        raise CABundleError(f"cannot load CA bundle {ca_file}: {reason}") from None
 
 
 def load_client_certificate(context: ssl.SSLContext, *, certificate: str, private_key: str) -> None:

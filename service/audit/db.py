@@ -7,6 +7,7 @@ the statement, its parameters or the server's text for data errors, which can ec
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 
 import psycopg
@@ -15,7 +16,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine, make_url
 
 from service.config import DatabaseConfig
-from service.errors import AuditError, AuditUnavailable, RotatorError
+from service.errors import AuditError, AuditMisconfigured, AuditUnavailable, RotatorError
 
 APPLICATION_NAME = "rotator"
 DRIVER = "postgresql+psycopg"
@@ -82,14 +83,52 @@ _UNAVAILABLE = (
 )
 
 
+# libpq reports connection failures as text without a SQLSTATE. These name the cause; the
+# captured names are identifiers (role, database, host), never a password. The server's
+# FATAL texts are matched in English (lc_messages); other languages fall back to `describe`.
+_MISCONFIGURED = (
+    (
+        re.compile(r'authentication failed for user "([^"]*)"'),
+        "authentication failed for role {!r} (database.password)",
+    ),
+    (re.compile(r'role "([^"]*)" does not exist'), "role {!r} does not exist (the user in database.url)"),
+    (re.compile(r'database "([^"]*)" does not exist'), "database {!r} does not exist (database.url)"),
+    (re.compile(r'no pg_hba\.conf entry for host "[^"]*", user "([^"]*)"'), "pg_hba.conf admits no role {!r}"),
+)
+_UNREACHABLE = (
+    (
+        re.compile(r"failed to resolve host '([^']*)'" + r'|could not translate host name "([^"]*)"'),
+        "DNS: no host {!r}",
+    ),
+    (re.compile(r'server at "([^"]*)", port (\d+) failed: Connection refused'), "connection refused by {}:{}"),
+    (re.compile(r"Connection refused"), "connection refused"),
+    (re.compile(r"timeout expired|timed out"), "connection timed out"),
+    (re.compile(r"the database system is (?:starting up|shutting down|in recovery mode)"), "the server is not ready"),
+)
+
+
+def cause(error: BaseException) -> tuple[str | None, bool]:
+    """Why a connection failed, in our words, and whether it is a configuration error."""
+    text = str(getattr(error, "orig", None) or error)
+    for patterns, misconfigured in ((_MISCONFIGURED, True), (_UNREACHABLE, False)):
+        for pattern, message in patterns:
+            match = pattern.search(text)
+            if match:
+                return message.format(*(group for group in match.groups() if group is not None)), misconfigured
+    return None, False
+
+
 @contextlib.contextmanager
 def translated(action: str) -> Iterator[None]:
-    """Turn database errors raised inside into ``AuditUnavailable`` / ``AuditError``."""
+    """Turn database errors raised inside into ``AuditUnavailable`` / ``AuditMisconfigured`` / ``AuditError``."""
     try:
         yield
     except RotatorError:
         raise
     except _UNAVAILABLE as e:
-        raise AuditUnavailable(f"{action}: database unavailable ({describe(e)})") from None
+        reason, misconfigured = cause(e)
+        if misconfigured:
+            raise AuditMisconfigured(f"{action}: database refused the connection: {reason}") from None
+        raise AuditUnavailable(f"{action}: database unavailable ({reason or describe(e)})") from None
     except (sa_exc.SQLAlchemyError, psycopg.Error) as e:
         raise AuditError(f"{action}: {describe(e)}") from None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from service.dockerconfig import DOCKER_HUB, normalise_host
+from service.transport import is_loopback
 
 DOCKER_HUB_API = "https://registry-1.docker.io"
 _SPLIT_RE = re.compile(r"^(?:(?P<scheme>https?)://)?(?P<authority>[^/]+)")
@@ -90,6 +91,11 @@ def token_url(realm: str, *, service: str | None, scope: str | None) -> httpx.UR
 
 
 def realm_allowed(realm: str, *, base: str) -> bool:
-    """Credentials go to a realm over HTTPS, or over HTTP only when the registry itself was given as HTTP."""
-    scheme = httpx.URL(realm).scheme
-    return scheme == "https" or (scheme == "http" and base.startswith("http://"))
+    """Credentials go to a realm over HTTPS, or over HTTP only when the registry itself was given as HTTP
+    and the realm is that same host or loopback (an http registry must not lead them to another host)."""
+    url = httpx.URL(realm)
+    if url.scheme == "https":
+        return True
+    if url.scheme != "http" or not base.startswith("http://"):
+        return False
+    return url.host == httpx.URL(base).host or is_loopback(url.host)

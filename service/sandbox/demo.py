@@ -5,6 +5,12 @@ and a token-auth registry emulator, all on free loopback ports; seeds three regi
 sources; runs the real ``rotator run`` process on a fast schedule; changes a token in
 Vault while it runs; writes a token the registry refuses; stops the worker with SIGTERM;
 then shows the audit trail and verifies its hash chain. Nothing it prints is a secret.
+
+With ``keep``, the world stays up afterwards with the worker running again, and the demo
+prints the environment to export so that every other command (``status``, ``once``,
+``audit``, ``check``...) can be tried against it; Ctrl-C (or SIGTERM) stops it all and
+removes its files. The demo's secrets (OpenBao's root token, the audit key) sit in files
+of its private directory, which the config references: the exported environment holds none.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ class Demo:
     short: bool
     seconds: float
     workdir: Path
+    keep: bool = False
+    http_port: int = field(default_factory=free_port)
     audit_key: str = field(default_factory=lambda: secrets.token_hex(32))
     events: queue.Queue[Event] = field(default_factory=queue.Queue)
     seen: list[Event] = field(default_factory=list)
@@ -48,15 +56,26 @@ class Demo:
         return 2 if self.short else 4
 
 
-def run_demo(*, short: bool = False, seconds: float | None = None) -> int:
-    """Run the whole story; 0 when every step happened as told, 1 otherwise."""
+def run_demo(*, short: bool = False, seconds: float | None = None, keep: bool = False) -> int:
+    """Run the whole story; 0 when every step happened as told, 1 otherwise.
+
+    With ``keep``, wait afterwards until Ctrl-C or SIGTERM with everything running; that
+    stop is a clean one (the story's result is the exit code).
+    """
     with tempfile.TemporaryDirectory(prefix="rotator-demo-") as tmp:
-        demo = Demo(short=short, seconds=seconds or (6 if short else 20), workdir=Path(tmp))
+        demo = Demo(short=short, seconds=seconds or (6 if short else 20), workdir=Path(tmp), keep=keep)
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             return _story(demo)
         except KeyboardInterrupt:
             say("\ninterrupted: stopping everything")
             return 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _story(demo: Demo) -> int:
@@ -113,6 +132,13 @@ def _story(demo: Demo) -> int:
         verify = _rotator(env, "audit", "verify", check=False)
         print(verify.stdout.rstrip())
         ok &= verify.returncode == 0
+        if demo.keep:
+            say("\n" + ("demo finished: every step happened as described" if ok else "demo finished WITH PROBLEMS"))
+            worker = _start_worker(demo, env)
+            stack.callback(_stop_worker, worker)
+            _keep_running(demo, bao)
+            say("\nstopping: the worker, the AI Core and registry emulators, OpenBao, PostgreSQL")
+            return 0 if ok else 1
     say("\n" + ("demo finished: every step happened as described" if ok else "demo finished WITH PROBLEMS (see above)"))
     return 0 if ok else 1
 
@@ -121,14 +147,52 @@ def _story(demo: Demo) -> int:
 
 
 def _environment(demo: Demo, bao: OpenBaoDevServer) -> dict[str, str]:
+    _private_file(demo.workdir / "vault-token", bao.root_token)
+    _private_file(demo.workdir / "audit-key", demo.audit_key)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROTATOR_", "VAULT_", "BAO_"))}
-    env |= {
-        "ROTATOR_CONFIG": str(demo.workdir / "rotator.toml"),
-        "DEMO_VAULT_TOKEN": bao.root_token,
-        "DEMO_AUDIT_KEY": demo.audit_key,
-        "PYTHONUNBUFFERED": "1",
-    }
+    env |= {"ROTATOR_CONFIG": str(demo.workdir / "rotator.toml"), "PYTHONUNBUFFERED": "1"}
     return env
+
+
+def _private_file(path: Path, value: str) -> None:
+    path.touch(mode=0o600)
+    path.write_text(value)
+
+
+def exports(demo: Demo, bao: OpenBaoDevServer) -> list[str]:
+    """The shell lines that point another terminal at the running demo (no secret value)."""
+    return [
+        f"export ROTATOR_CONFIG={demo.workdir / 'rotator.toml'}",
+        f"export BAO_ADDR={bao.address}  # for the bao / vault CLI: VAULT_ADDR works too",
+        f'export BAO_TOKEN="$(cat {demo.workdir / "vault-token"})"',
+    ]
+
+
+TRY = (
+    "rotator status",
+    "rotator once --dry-run --secret acme-registry",
+    "rotator once --secret acme-registry --force   # team-registry's token stays refused: once exits 1",
+    "rotator audit list --limit 5",
+    "rotator audit verify",
+    "rotator check",
+)
+
+
+def _keep_running(demo: Demo, bao: OpenBaoDevServer) -> None:
+    """Print how to use the running world, then wait for Ctrl-C / SIGTERM."""
+    step("Everything keeps running (--keep). In another terminal:")
+    for line in exports(demo, bao):
+        detail(line)
+    say("")
+    for command in TRY:
+        detail(command)
+    detail(f"curl -s http://127.0.0.1:{demo.http_port}/metrics   # also /status, /livez, /readyz")
+    say("\n    Ctrl-C here stops everything and removes the demo's files.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:  # the stop asked for: a clean one
+        return
 
 
 def _seed(demo: Demo, bao: OpenBaoDevServer, aicore: Any, registry: Any) -> None:
@@ -166,20 +230,20 @@ instance = "demo"
 
 [vault]
 address = "{bao.address}"
-auth = {{method = "token", token = {{env = "DEMO_VAULT_TOKEN"}}}}
+auth = {{method = "token", token = {{file = "{demo.workdir / "vault-token"}"}}}}
 
 [database]
 url = "{pg.url}"
 
 [audit]
-key = {{env = "DEMO_AUDIT_KEY"}}
+key = {{file = "{demo.workdir / "audit-key"}"}}
 key_id = "demo1"
 
 [rotation]
 shutdown_grace = "10s"
 
 [http]
-listen = "127.0.0.1:{free_port()}"
+listen = "127.0.0.1:{demo.http_port}"
 
 [log]
 format = "json"

@@ -63,7 +63,8 @@ def test_status_and_the_http_port_describe_the_rotations(scene: Scene) -> None:
     assert (live.status_code, live.json()) == (200, {"status": "ok"})
     ready = httpx.get(f"{base}/readyz", timeout=5)
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ok", "checks": {"database": "ok", "vault": "ok", "scheduler": "ok"}}
+    checks = {"database": "ok", "vault": "ok", "instance_lock": "ok", "scheduler": "ok"}
+    assert ready.json() == {"status": "ok", "checks": checks}
 
     status = httpx.get(f"{base}/status", timeout=5)
     assert status.status_code == 200
@@ -80,6 +81,8 @@ def test_status_and_the_http_port_describe_the_rotations(scene: Scene) -> None:
     assert bad["failures"] == 1
     assert bad["last_success_at"] is None
     assert bad["fingerprint"] is None
+    assert (good["stale"], bad["stale"]) == (False, True)  # bad has never succeeded
+    assert (status.json()["pairs"], status.json()["stale"]) == (2, 1)
 
     samples = scrape(base)  # from the start: a zero token expiry would fire an "expires soon" alert
     now = time.time()
@@ -110,7 +113,8 @@ def test_status_and_the_http_port_describe_the_rotations(scene: Scene) -> None:
         "STALE",
         "HOLD",
     ]
-    cells = {tuple(line.split()[:2]): line.split() for line in table[1:]}
+    assert table[-1] == "2 pairs, 1 stale, 0 never, 1 failing"
+    cells = {tuple(line.split()[:2]): line.split() for line in table[1:-1]}
     assert cells[("tenant-a", "acme-registry")][2:5] == ["applied", good["last_success_at"], "0"]
     assert cells[("tenant-a", "acme-registry")][6] == _short(applied["fingerprint"])
     assert cells[("tenant-a", "gone-registry")][2:5] == ["failed", "-", "1"]

@@ -84,8 +84,8 @@ def test_metrics_cover_what_operators_alert_on() -> None:
     observer.rotation_finished(result(credential_expires_at=NOW + timedelta(hours=1)))
     observer.rotation_finished(result(Outcome.REJECTED, verification="auth_failed", error_code="auth_failed"))
     observer.audit_write_failed(AuditUnavailable("audit database unreachable"))
-    metrics.next_run.labels(secret="acme-registry").set(NOW.timestamp())
-    metrics.vault_token_expiry.set(NOW.timestamp())
+    metrics.next_run_at(secret="acme-registry", at=NOW)
+    metrics.vault_token_expires_at(NOW.timestamp())
     text = metrics.exposition()[0].decode()
     for name in (
         "rotator_rotations_total",

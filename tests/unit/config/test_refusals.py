@@ -137,8 +137,8 @@ def test_check_warns_of_an_interval_under_a_minute(tmp_path: Path, capsys: pytes
     assert main(["check", "--offline", "-c", str(path)]) == 0
     err = capsys.readouterr().err.splitlines()
     assert err == [
-        f"warning: {path}: secrets[0] (reg-000).schedule: every 0:00:30 is under one minute: every run reads Vault",
-        f"warning: {path}: defaults.schedule: every 0:00:10 is under one minute: every run reads Vault "
+        f"warning: {path}: secrets[0] (reg-000).schedule: every 30s is under one minute: every run reads Vault",
+        f"warning: {path}: defaults.schedule: every 10s is under one minute: every run reads Vault "
         "(used by secrets[1] (reg-001))",
     ]
 

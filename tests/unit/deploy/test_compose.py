@@ -1,4 +1,4 @@
-"""docker-compose.yml: the six services, their start order, health checks, hardening and configuration."""
+"""docker-compose.yml: the seven services, their start order, health checks, hardening, limits and configuration."""
 
 from __future__ import annotations
 
@@ -30,11 +30,13 @@ from tests.deploy_files import (
 DEPENDENCIES = {
     "migrate": {"postgres": "service_healthy"},
     "seed": {"vault": "service_healthy"},
+    "grants": {"migrate": "service_completed_successfully"},
     "rotator": {
         "postgres": "service_healthy",
         "vault": "service_healthy",
         "aicore": "service_healthy",
         "migrate": "service_completed_successfully",
+        "grants": "service_completed_successfully",
         "seed": "service_completed_successfully",
     },
 }
@@ -42,6 +44,8 @@ TMP = "/tmp"  # noqa: S108 (the containers' tmpfs mount point, not a file of our
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (what a container must listen on, checked, not bound)
 # The services that run the image built from ./Dockerfile, and the command each runs.
 ROTATOR_IMAGE = {"aicore": ("emulator", "aicore"), "migrate": ("db", "upgrade"), "rotator": ("run", None)}
+# Every service of that image, including `grants`, which runs a mounted script with its Python.
+HARDENED = sorted({*ROTATOR_IMAGE, "grants"})
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +80,8 @@ def settings_with(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Setti
 
 
 def test_services_are_the_stack_the_issue_names(services: dict[str, Any]) -> None:
-    """PostgreSQL, a Vault dev server, the AI Core emulator, the migration, the seed and the rotator."""
-    assert set(services) == {"postgres", "vault", "aicore", "migrate", "seed", "rotator"}
+    """PostgreSQL, a Vault dev server, the AI Core emulator, the migration, the grants, the seed and the rotator."""
+    assert set(services) == {"postgres", "vault", "aicore", "migrate", "grants", "seed", "rotator"}
 
 
 @pytest.mark.parametrize("service", sorted(DEPENDENCIES))
@@ -149,7 +153,7 @@ def test_rotator_commands_parse(services: dict[str, Any], service: str) -> None:
     assert sub is None or sub in (getattr(args, "db_command", None), getattr(args, "emulator", None))
 
 
-@pytest.mark.parametrize("service", sorted(ROTATOR_IMAGE))
+@pytest.mark.parametrize("service", HARDENED)
 def test_rotator_image_runs_hardened(services: dict[str, Any], image: dict[str, Any], service: str) -> None:
     """Read-only root, a tmpfs /tmp, the image's non-root user, no capabilities, no privilege escalation."""
     spec = services[service]
@@ -251,12 +255,11 @@ def test_migration_gets_the_database_password(services: dict[str, Any], monkeypa
 
 
 def test_config_names_the_compose_services(services: dict[str, Any]) -> None:
-    """The database URL and the Vault address point at the postgres and vault services, with their role and port."""
+    """The database URL and the Vault address point at the postgres and vault services, with their database and port."""
     settings = load_settings(COMPOSE_CONFIG)
     database = urlsplit(settings.database.url)
     postgres = environment(services["postgres"])
     assert (database.hostname, database.port) == ("postgres", 5432)
-    assert database.username == postgres["POSTGRES_USER"]
     assert database.path.lstrip("/") == postgres["POSTGRES_DB"]
     vault = urlsplit(settings.vault.address)
     listen_port = int(environment(services["vault"])["VAULT_DEV_LISTEN_ADDRESS"].rsplit(":", 1)[1])
@@ -264,21 +267,65 @@ def test_config_names_the_compose_services(services: dict[str, Any]) -> None:
     assert urlsplit(environment(services["seed"])["VAULT_ADDR"]).netloc == vault.netloc
 
 
+def test_rotator_connects_as_the_granted_app_role(services: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rotator's role is the one `grants` creates, not the owner; migrate and grants act as the owner."""
+    owner = environment(services["postgres"])["POSTGRES_USER"]
+    grants = environment(services["grants"])
+    rotator_url = urlsplit(settings_with(environment(services["rotator"]), monkeypatch).database.url)
+    assert rotator_url.username == grants["APP_ROLE"] != owner
+    migrate_url = urlsplit(settings_with(environment(services["migrate"]), monkeypatch).database.url)
+    assert migrate_url.username == owner == grants["PGUSER"]
+    assert (
+        migrate_url.netloc.split("@")[1] == rotator_url.netloc.split("@")[1] == f"{grants['PGHOST']}:{grants['PGPORT']}"
+    )
+    assert migrate_url.path == rotator_url.path == f"/{grants['PGDATABASE']}"
+
+
+def test_grants_step_runs_the_mounted_script_with_the_images_python(services: dict[str, Any]) -> None:
+    """`grants` is the rotator image running deploy/compose/apply-grants.py, mounted read-only."""
+    grants = services["grants"]
+    assert grants["image"] == services["rotator"]["image"]
+    python, script = grants["entrypoint"]
+    assert python == "python"
+    (mount,) = [m for m in mounts(grants) if m.target == script]
+    assert mount.read_only
+    assert (REPO / mount.source).resolve() == REPO / "deploy" / "compose" / "apply-grants.py"
+
+
 @pytest.mark.parametrize(
     "environ",
-    [{}, {"ROTATOR_DB_PASSWORD": "db-x", "VAULT_DEV_ROOT_TOKEN": "root-y", "ROTATOR_VAULT_TOKEN": "app-z"}],
+    [
+        {},
+        {
+            "ROTATOR_DB_PASSWORD": "db-x",
+            "ROTATOR_DB_OWNER_PASSWORD": "owner-w",
+            "VAULT_DEV_ROOT_TOKEN": "root-y",
+            "ROTATOR_VAULT_TOKEN": "app-z",
+        },
+    ],
     ids=["defaults", "overridden"],
 )
 def test_passwords_and_tokens_agree_between_services(environ: dict[str, str]) -> None:
-    """Each shared value reaches both ends, whether defaulted or set; the rotator never holds the root token."""
+    """Each shared value reaches both ends, defaulted or set; the rotator never holds the owner password or root."""
     env = {name: environment(spec) for name, spec in load_compose(environ)["services"].items()}
-    password = env["postgres"]["POSTGRES_PASSWORD"]
-    assert password == env["migrate"]["ROTATOR_DB_PASSWORD"] == env["rotator"]["ROTATOR_DB_PASSWORD"]
+    owner = env["postgres"]["POSTGRES_PASSWORD"]
+    assert owner == env["migrate"]["ROTATOR_DB_PASSWORD"] == env["grants"]["PGPASSWORD"]
+    assert env["grants"]["APP_ROLE_PASSWORD"] == env["rotator"]["ROTATOR_DB_PASSWORD"] != owner
+    assert owner not in env["rotator"].values()
     assert env["vault"]["VAULT_DEV_ROOT_TOKEN_ID"] == env["seed"]["VAULT_TOKEN"]
     assert env["seed"]["ROTATOR_VAULT_TOKEN"] == env["rotator"]["VAULT_TOKEN"]
     assert env["rotator"]["VAULT_TOKEN"] != env["seed"]["VAULT_TOKEN"]
     for name, value in environ.items():
         assert value in {v for service in env.values() for v in service.values()}, name
+
+
+def test_every_service_has_resource_limits(services: dict[str, Any]) -> None:
+    """Each container has a CPU, memory and process ceiling."""
+    for name, spec in services.items():
+        limits = spec.get("deploy", {}).get("resources", {}).get("limits", {})
+        assert {"cpus", "memory", "pids"} <= set(limits), name
+        assert float(limits["cpus"]) > 0, name
+        assert re.fullmatch(r"\d+[MG]", limits["memory"]), name
 
 
 def test_rotator_health_check_is_the_images_on_the_configured_port(

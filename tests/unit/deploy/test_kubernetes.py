@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
+import subprocess
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+import yaml
 
 from service.cli import build_parser
 from service.config import Settings, load_settings, secret_refs
@@ -24,7 +27,16 @@ from tests.deploy_files import (
     stages,
 )
 
-KINDS = {"Namespace", "ServiceAccount", "ConfigMap", "Deployment", "Service", "Job", "PodDisruptionBudget"}
+KINDS = {
+    "Namespace",
+    "ServiceAccount",
+    "ConfigMap",
+    "Deployment",
+    "Service",
+    "Job",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+}
 ALLOWED_VOLUMES = {
     "configMap",
     "csi",
@@ -296,26 +308,54 @@ def test_vault_login_uses_a_projected_token_for_vault_only(tmp_path: Path, monke
     assert worker_pod()["serviceAccountName"] == only("ServiceAccount", OBJECTS)["metadata"]["name"]
 
 
-def test_service_keys_are_a_secret_mounted_as_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each target's service key is a file of one Secret volume, readable by the pod's group and by no one else."""
+def projected_secrets(pod: dict[str, Any]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Secret name -> (projected volume, its source) for every Secret a pod mounts through a projected volume."""
+    return {
+        source["secret"]["name"]: (volume, source)
+        for volume in pod["volumes"]
+        for source in volume.get("projected", {}).get("sources", [])
+        if "secret" in source
+    }
+
+
+def mount_of(container: dict[str, Any], volume: dict[str, Any]) -> dict[str, Any]:
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    return mount
+
+
+def test_service_keys_are_files_of_a_projected_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each target's service key is <target>.json of a projected Secret, readable by the pod's group only."""
     settings = settings_in(worker_container(), tmp_path, monkeypatch)
-    volume = next(v for v in worker_pod()["volumes"] if "secret" in v)
-    (mount,) = [m for m in worker_container()["volumeMounts"] if m["name"] == volume["name"]]
+    volume, source = projected_secrets(worker_pod())["rotator-service-keys"]
+    mount = mount_of(worker_container(), volume)
     assert mount["readOnly"] is True
-    assert volume["secret"]["defaultMode"] & 0o007 == 0, "others can read the service keys"
-    assert volume["secret"]["defaultMode"] & 0o040, "fsGroup's members (the rotator) cannot read them"
+    assert "items" not in source["secret"], "every key of the Secret is a target's file"
+    mode = volume["projected"]["defaultMode"]
+    assert mode & 0o007 == 0, "others can read the service keys"
+    assert mode & 0o040, "fsGroup's members (the rotator) cannot read them"
     assert worker_pod()["securityContext"]["fsGroup"] == image_uid()
     for name, target in settings.targets.items():
         assert target.service_key.file == Path(mount["mountPath"]) / f"{name}.json"
 
 
-def test_database_password_comes_from_a_secret_key_ref() -> None:
-    """The database password reaches each container through secretKeyRef, never as a literal value."""
-    for workload, pod in WORKLOADS.items():
-        (container,) = pod["containers"]
-        (entry,) = [e for e in container["env"] if e["name"] == "ROTATOR_DB_PASSWORD"]
-        assert set(entry) == {"name", "valueFrom"}, workload
-        assert set(entry["valueFrom"]["secretKeyRef"]) == {"name", "key"}
+@pytest.mark.parametrize(
+    ("workload", "secret"), [("Deployment/rotator", "rotator-db"), ("Job/rotator-migrate", "rotator-db-owner")]
+)
+def test_database_password_is_a_projected_secret_file(
+    workload: str, secret: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """database.password names a file of a projected Secret (the owner's in the Job); no Secret reaches the env."""
+    pod = WORKLOADS[workload]
+    (container,) = pod["containers"]
+    password = settings_in(container, tmp_path, monkeypatch).database.password
+    assert password is not None
+    assert password.file is not None
+    volume, source = projected_secrets(pod)[secret]
+    (item,) = source["secret"]["items"]
+    assert PurePosixPath(mount_of(container, volume)["mountPath"]) / item["path"] == PurePosixPath(password.file)
+    assert volume["projected"]["defaultMode"] & 0o007 == 0
+    assert pod["securityContext"]["fsGroup"] == image_uid()
+    assert not [e for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})]
 
 
 def test_migration_job_connects_as_the_schema_owner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -338,6 +378,7 @@ def test_no_secret_values_in_the_manifests() -> None:
         for e in c.get("env", [])
         if "secretKeyRef" in e.get("valueFrom", {})
     } | {v["secret"]["secretName"] for pod in WORKLOADS.values() for v in pod["volumes"] if "secret" in v}
+    referenced |= {name for pod in WORKLOADS.values() for name in projected_secrets(pod)}
     comments = "\n".join(p.read_text() for p in manifest_files())
     assert referenced
     for name in referenced:
@@ -356,9 +397,108 @@ def test_service_and_budget_select_the_worker_pods() -> None:
     assert only("PodDisruptionBudget", OBJECTS)["spec"]["minAvailable"] < worker()["spec"]["replicas"]
 
 
+def test_budget_lets_unhealthy_pods_be_evicted() -> None:
+    """A crash-looping pod cannot block a node drain: unhealthyPodEvictionPolicy is AlwaysAllow."""
+    assert only("PodDisruptionBudget", OBJECTS)["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
 def test_deployment_is_replicated_with_rolling_updates() -> None:
     """Several replicas (they share work through Postgres leases), replaced one at a time with none missing."""
     spec = worker()["spec"]
     assert spec["replicas"] >= 2
     assert spec["strategy"]["type"] == "RollingUpdate"
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+# --- NetworkPolicy ---------------------------------------------------------------------
+
+
+def policy() -> dict[str, Any]:
+    return only("NetworkPolicy", OBJECTS)
+
+
+def egress_ports() -> set[tuple[str, int]]:
+    return {(port["protocol"], port["port"]) for rule in policy()["spec"]["egress"] for port in rule["ports"]}
+
+
+def url_port(url: str, default: int) -> int:
+    match = re.match(r"^[a-z+]+://(?:[^@/]*@)?[^:/?]+(?::(\d+))?", url)
+    assert match is not None, url
+    return int(match.group(1) or default)
+
+
+def test_network_policy_selects_every_rotator_pod() -> None:
+    """The policy covers the worker and the migration Job, for both directions (deny by default)."""
+    selector = policy()["spec"]["podSelector"]["matchLabels"]
+    for workload in ("Deployment", "Job"):
+        labels = only(workload, OBJECTS)["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items(), workload
+    assert set(policy()["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+
+
+def test_network_policy_admits_only_the_metrics_port() -> None:
+    """Ingress is the container's http port (metrics, status) and nothing else."""
+    ports = {(p["protocol"], p["port"]) for rule in policy()["spec"]["ingress"] for p in rule["ports"]}
+    (http,) = worker_container()["ports"]
+    assert ports == {("TCP", http["containerPort"])}
+    assert all(rule.get("from") for rule in policy()["spec"]["ingress"]), "ingress names who may scrape"
+
+
+def test_network_policy_lets_the_rotator_reach_its_dependencies(tmp_path: Path) -> None:
+    """Egress: DNS over UDP and TCP, the config's Vault and PostgreSQL ports, HTTPS for AI Core and registries."""
+    settings = plain_settings(tmp_path)
+    assert {("UDP", 53), ("TCP", 53), ("TCP", 443)} <= egress_ports()
+    assert ("TCP", url_port(settings.vault.address, 8200)) in egress_ports()
+    assert ("TCP", url_port(settings.database.url, 5432)) in egress_ports()
+    assert all(rule.get("to") for rule in policy()["spec"]["egress"]), "every egress rule names a destination"
+
+
+def test_network_policy_check_notices_a_missing_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Moving the database to another port makes the egress check above fail."""
+    monkeypatch.setenv("ROTATOR_DATABASE__URL", "postgresql+psycopg://rotator_app@db.example:6432/rotator")
+    assert ("TCP", url_port(settings_in(worker_container(), tmp_path, monkeypatch).database.url, 5432)) == ("TCP", 6432)
+    assert ("TCP", 6432) not in egress_ports()
+
+
+# --- the generated ConfigMap -------------------------------------------------------------
+
+
+KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed: `kubectl kustomize` not run")
+
+
+def render(folder: Path) -> list[dict[str, Any]]:
+    result = subprocess.run([KUBECTL, "kustomize", str(folder)], capture_output=True, text=True, check=True)  # type: ignore[list-item]
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def test_config_map_is_generated_with_a_content_hash() -> None:
+    """The ConfigMap comes from configMapGenerator (no hand-written file), with the hash suffix left on."""
+    (generator,) = kustomization()["configMapGenerator"]
+    assert generator["name"] == "rotator-config"
+    assert generator.get("options", {}).get("disableNameSuffixHash") is not True
+    assert kustomization().get("generatorOptions", {}).get("disableNameSuffixHash") is not True
+    files = [yaml.safe_load(p.read_text()) for p in manifest_files()]
+    assert not [doc for doc in files if doc and doc["kind"] == "ConfigMap"]
+
+
+@needs_kubectl
+def test_a_config_change_renames_the_config_map_everywhere(tmp_path: Path) -> None:
+    """`kubectl kustomize`: the ConfigMap's name carries a hash, both pods mount that name, an edit changes it."""
+    folder = tmp_path / "kubernetes"
+    shutil.copytree(KUBERNETES, folder)
+
+    def names() -> tuple[str, set[str]]:
+        objects = render(folder)
+        generated = only("ConfigMap", objects)["metadata"]["name"]
+        mounted = {v["configMap"]["name"] for _, pod in pod_specs(objects) for v in pod["volumes"] if "configMap" in v}
+        return generated, mounted
+
+    before, mounted = names()
+    assert re.fullmatch(r"rotator-config-[a-z0-9]{10}", before)
+    assert mounted == {before}
+    config = folder / "rotator.toml"
+    config.write_text(config.read_text().replace('level = "info"', 'level = "warning"'))
+    after, mounted = names()
+    assert after != before
+    assert mounted == {after}

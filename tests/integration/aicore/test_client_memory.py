@@ -1,0 +1,31 @@
+"""Nothing of a PATCH outlives it: no rendered value, request or response stays referenced by the client."""
+
+from __future__ import annotations
+
+import gc
+
+import httpx
+
+from service.model import DockerConfigJson
+from tests.integration.aicore.conftest import Rig, config_json
+
+SENTINEL = "SENTINEL-patch-body-5b7e"
+
+
+def live(kind: type) -> list[object]:
+    gc.collect()
+    return [obj for obj in gc.get_objects() if isinstance(obj, kind)]
+
+
+def test_the_rendered_value_and_the_request_are_dropped_after_the_patch(rig: Rig) -> None:
+    """After edit() returns, no DockerConfigJson, httpx.Request or httpx.Response of it is still alive."""
+    client = rig.client()
+    rig.emulator.inspect.seed("tenant-a", "acme-registry", '{"auths":{}}')
+    before = len(live(DockerConfigJson))
+    receipt = client.edit("acme-registry", config_json(SENTINEL))
+    assert receipt.status == 202
+    assert SENTINEL in (rig.emulator.inspect.stored("tenant-a", "acme-registry") or ""), "the PATCH was sent"
+    assert len(live(DockerConfigJson)) == before
+    requests = [r for r in live(httpx.Request) if r.method == "PATCH"]
+    assert requests == []
+    assert [r for r in live(httpx.Response) if r.request.method == "PATCH"] == []
