@@ -221,7 +221,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
         )
         already = app.controls.pause(Pause(scope=scope, operator=operator, reason=reason), event=event)
     if already is not None:
-        _say(f"{scope} is already {already.describe()}")
+        _say(f"{scope} is already paused {already.by()}")
         return EXIT_OK
     keys = pairs_of(settings, scope)
     _say(f"paused {scope} by {operator}: {reason}")

@@ -49,8 +49,13 @@ class Pause:
     created_at: datetime | None = None
 
     def describe(self) -> str:
+        """``paused (<scope>) by <operator> since <time>: <reason>``."""
+        return f"paused ({self.scope}) {self.by()}"
+
+    def by(self) -> str:
+        """``by <operator> since <time>: <reason>``."""
         since = f" since {self.created_at.isoformat(timespec='seconds')}" if self.created_at else ""
-        return f"paused ({self.scope}) by {self.operator}{since}: {self.reason}"
+        return f"by {self.operator}{since}: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -237,7 +237,8 @@ def test_a_failure_reaches_the_loopback_webhook_once_and_so_does_the_recovery(sc
     handler = type("Hook", (_Hook,), {"received": received})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    scene.cleanups.append(server.shutdown)
+    scene.cleanups.append(server.server_close)
+    scene.cleanups.append(server.shutdown)  # cleanups run newest first: stop serving, then close the socket
     scene.env["E2E_NOTIFY_URL"] = f"json://127.0.0.1:{server.server_port}/hook"
     scene.set("notify", urls=[{"env": "E2E_NOTIFY_URL"}], failures_in_a_row=2, period="1h")
     _one_secret(scene)  # nothing in Vault yet: every tick fails with source_not_found
@@ -282,3 +283,16 @@ def test_a_notify_url_apprise_cannot_parse_exits_2_naming_its_key(scene: Scene) 
     assert "notify.urls[0]" in line
     assert "SENTINEL" not in result.stderr
     assert scene.emulator.inspect.writes("tenant-a") == []
+
+
+def test_a_rollback_that_does_not_land_leaves_no_pin(scene: Scene) -> None:
+    """AI Core refuses the write (403): rollback exits 1, and its pin is removed again (audited)."""
+    scene.add_tenant("read-only", editor=False)
+    scene.add_secret("acme-registry", targets=["read-only"], path=PATH)
+    scene.put(PATH)
+    scene.put(PATH)
+    result = scene.rotator("rollback", "--secret", "acme-registry", "--to-version", "1", "--reason", "x", expect=1)
+    assert result.lines[0].startswith("failed")
+    assert json.loads(scene.rotator("status", "--json").stdout)[0]["hold"] is None
+    events = [row["event"] for row in _exported(scene)]
+    assert events == ["pinned", "intent", "failed", "unpinned"]
