@@ -8,6 +8,8 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
+
 from tests.e2e.processes import eventually, is_event, is_rotation
 from tests.e2e.scene import Scene, rows_of
 
@@ -40,6 +42,12 @@ def test_a_pause_while_run_goes_writes_nothing_and_resume_writes(scene: Scene) -
     worker.wait_for(is_rotation(outcome="paused"), since=worker.mark(), timeout=10, what="a second paused tick")
     assert scene.stored_password("tenant-a", "acme-registry") == first
     assert scene.patches("tenant-a", "acme-registry") == 1
+    base = worker.http_url()
+    [row] = httpx.get(f"{base}/status", timeout=5).json()["rotations"]
+    assert row["hold"] == "paused"
+    assert "incident 42" in row["paused"]
+    metrics = httpx.get(f"{base}/metrics", timeout=5).text
+    assert 'rotator_paused{secret="acme-registry",target="tenant-a"} 1.0' in metrics
     resumed = scene.rotator("resume", "--secret", "acme-registry", "--operator", "bob", "--reason", "fixed")
     assert resumed.lines[0].startswith("resumed secret acme-registry on every target")
     worker.wait_for(is_rotation(outcome="applied", source_version=2), since=mark, timeout=10, what="resumed")
