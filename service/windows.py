@@ -9,6 +9,7 @@ must wait, following overlapping windows to the first free moment. Cron arithmet
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -82,6 +83,11 @@ def _step(windows: Sequence[WindowConfig], at: datetime) -> Block | None:
 
 def blocked(windows: Sequence[WindowConfig], now: datetime) -> Block | None:
     """None when a write may happen at ``now``; else the first free moment and the window that holds it."""
+    return _blocked(tuple(windows), now) if windows else None
+
+
+@functools.lru_cache(maxsize=1024)  # a sweep asks for the same windows at the same now for each secret
+def _blocked(windows: tuple[WindowConfig, ...], now: datetime) -> Block | None:
     first: Block | None = None
     at = now
     for _ in range(MAX_STEPS):
