@@ -62,16 +62,20 @@ def status_rows(
                     "credential_expires_at": _iso(state.credential_expires_at),
                     "confirmed_at": _iso(state.confirmed_at),
                     "target_identity": state.target_identity,
-                    **_hold_fields(holds, RotationKey(target, secret.name)),
+                    **_hold_fields(holds, RotationKey(target, secret.name), deferred=state.last_outcome == "deferred"),
                 }
             )
     return rows
 
 
-def _hold_fields(holds: Holds, key: RotationKey) -> dict[str, Any]:
-    """``paused`` (who, why), ``pinned_version``, and ``hold``: the short form for the table."""
+def _hold_fields(holds: Holds, key: RotationKey, *, deferred: bool) -> dict[str, Any]:
+    """``paused`` (who, why), ``pinned_version``, and ``hold``: the short form for the table.
+
+    A pair whose last run a deny window deferred says ``window`` (its next run is the window's end).
+    """
     pause, pin = holds.pause_of(key), holds.pin_of(key)
-    short = [word for word in ("paused" if pause else "", f"pinned v{pin.version}" if pin else "") if word]
+    words = ("paused" if pause else "", f"pinned v{pin.version}" if pin else "", "window" if deferred else "")
+    short = [word for word in words if word]
     return {
         "paused": pause.describe() if pause else None,
         "pinned_version": pin.version if pin else None,

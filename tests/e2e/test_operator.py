@@ -193,7 +193,7 @@ def test_a_write_falling_in_a_deny_window_waits_for_the_window_s_end(scene: Scen
     deferred = worker.wait_for(is_rotation(outcome="deferred"), timeout=10, what="a deferred run")
     assert "deny window" in deferred["message"]
     [row] = json.loads(scene.rotator("status", "--json").stdout)
-    assert row["last_outcome"] == "deferred"
+    assert (row["last_outcome"], row["hold"]) == ("deferred", "window")
     assert datetime.fromisoformat(row["next_run_at"]) == end.replace(microsecond=0)
     assert scene.emulator.inspect.writes("tenant-a") == []
     worker.wait_for(is_rotation(outcome="applied"), timeout=30, what="the write after the window")
