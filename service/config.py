@@ -32,55 +32,23 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from service.errors import ConfigError, ConfigIssue
-from service.model import RotationKey
+from service.model import (
+    RotationKey,
+    format_duration,
+    parse_duration,
+    secret_name_problem,
+)
 from service.transport import cleartext_rule
 
 ENV_PREFIX = "ROTATOR_"
 CONFIG_ENV = "ROTATOR_CONFIG"
 
-# AI Core's rule for Docker registry secret names (reference/aicore-api.md), plus the
-# 4-character minimum that its response ids impose. The spec writes the middle part as
-# (?:_?[a-z0-9.-]+)*, which backtracks exponentially on a long name that fails at its
-# end; (?:_?[a-z0-9.-])* accepts exactly the same names in linear time. \Z, not $:
-# `$` would accept a trailing newline.
-SECRET_NAME_RE = re.compile(r"^[a-z0-9](?:_?[a-z0-9.\-])*[a-z0-9]\Z")
-SECRET_NAME_MIN, SECRET_NAME_MAX = 4, 63
 TARGET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}\Z")
 REGISTRY_HOST_RE = re.compile(
     r"^(?:https?://)?[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:/[A-Za-z0-9._\-/]*)?\Z"
 )
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: Any) -> Any:
-    """Accept ``"500ms"``, ``"90s"``, ``"5m"``, ``"1h30m"``, ``"2d"`` or a number of seconds."""
-    if not isinstance(value, str) or value.strip().startswith("P"):
-        return value  # numbers and ISO 8601 durations: pydantic parses them
-    text = value.replace(" ", "")
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(number + unit for number, unit in parts) != text:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 30s, 5m, 1h30m, 2d)")
-    return timedelta(seconds=sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts))
-
-
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-
-def format_duration(value: timedelta) -> str:
-    """The inverse of ``parse_duration``: ``4s``, ``6h``, ``1h30m``, ``500ms`` (not ``0:00:04``)."""
-    millis = round(value.total_seconds() * 1000)
-    sign, millis = ("-", -millis) if millis < 0 else ("", millis)
-    seconds, ms = divmod(millis, 1000)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    if ms:
-        parts.append(f"{ms}ms")
-    return sign + ("".join(parts) or "0s")
 
 
 class _Model(BaseModel):
@@ -405,18 +373,6 @@ class SecretConfig(_Model):
         if self.insecure_http and not any(host.lower().startswith("http://") for host in self.registries):
             raise ValueError("insecure_http = true, but no registry of this secret is an http:// URL; remove it")
         return self
-
-
-def secret_name_problem(name: str) -> str | None:
-    """Why AI Core would refuse this Docker registry secret name, or None."""
-    if not SECRET_NAME_MIN <= len(name) <= SECRET_NAME_MAX:
-        return f"AI Core secret names have {SECRET_NAME_MIN} to {SECRET_NAME_MAX} characters, {name!r} has {len(name)}"
-    if not SECRET_NAME_RE.match(name):
-        return (
-            f"{name!r} breaks AI Core's name rule: lowercase letters, digits, '.', '-' "
-            "(and single '_'), starting and ending with a letter or digit"
-        )
-    return None
 
 
 # --- running ---------------------------------------------------------------------

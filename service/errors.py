@@ -25,12 +25,11 @@ secret, so no library exception leaks past an adapter.
     │   ├── BadRequest              400
     │   ├── RateLimited             429 after retries
     │   └── Unavailable             5xx, timeouts, connection errors after retries
-    ├── VerificationError           the registry refused or could not check a credential
-    ├── AuditError                  the audit trail cannot be written or read
-    │   ├── AuditUnavailable        (also DependencyUnavailable)
-    │   ├── AuditMisconfigured      login refused, role or database missing; exit code 2
-    │   └── SchemaNotCurrent        the database is not at the migrations' head
-    └── LeaseLost                   our fencing token is no longer current
+    │       └── OutcomeUnknown      a write that may have landed (timeout after sending)
+    └── AuditError                  the audit trail cannot be written or read
+        ├── AuditUnavailable        (also DependencyUnavailable)
+        ├── AuditMisconfigured      login refused, role or database missing; exit code 2
+        └── SchemaNotCurrent        the database is not at the migrations' head
 
 ``str(error)`` is always safe to log: messages name secrets, targets, mounts, paths and
 fields, never a credential, a response body or a header. Each class has a stable
@@ -46,7 +45,6 @@ class RotatorError(Exception):
     """Base of every error the service raises on purpose."""
 
     code = "rotator_error"
-    retryable = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -60,7 +58,6 @@ class DependencyUnavailable(RotatorError):
     """A server we depend on could not be reached (exit code 3)."""
 
     code = "dependency_unavailable"
-    retryable = True
 
 
 @dataclass(frozen=True)
@@ -104,12 +101,10 @@ class SourceError(RotatorError):
 
 class VaultUnavailable(SourceError, DependencyUnavailable):
     code = "vault_unavailable"
-    retryable = True
 
 
 class VaultSealed(SourceError, DependencyUnavailable):
     code = "vault_sealed"
-    retryable = True
 
 
 class VaultAuthError(SourceError):
@@ -208,12 +203,10 @@ class BadRequest(AICoreError):
 
 class RateLimited(AICoreError):
     code = "aicore_rate_limited"
-    retryable = True
 
 
 class Unavailable(AICoreError, DependencyUnavailable):
     code = "aicore_unavailable"
-    retryable = True
 
 
 class OutcomeUnknown(Unavailable):
@@ -229,17 +222,6 @@ class OutcomeUnknown(Unavailable):
 # --- Registry verification -------------------------------------------------------
 
 
-class VerificationError(RotatorError):
-    """The registry refused the credential, or could not be asked."""
-
-    code = "verification_failed"
-
-    def __init__(self, message: str, *, outcome: str, registry: str = "") -> None:
-        self.outcome = outcome
-        self.registry = registry
-        super().__init__(message)
-
-
 # --- Audit trail and state -------------------------------------------------------
 
 
@@ -249,7 +231,6 @@ class AuditError(RotatorError):
 
 class AuditUnavailable(AuditError, DependencyUnavailable):
     code = "audit_unavailable"
-    retryable = True
 
 
 class AuditMisconfigured(AuditError):
@@ -268,9 +249,3 @@ class SchemaNotCurrent(AuditError):
         self.head = head
         at = f"revision {current}" if current else "no revision (no schema yet)"
         super().__init__(f"database is at {at}, head is {head}: {hint}")
-
-
-class LeaseLost(RotatorError):
-    """Another replica holds (or took over) the lease of this rotation."""
-
-    code = "lease_lost"

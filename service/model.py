@@ -8,9 +8,10 @@ cannot print it.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import NamedTuple
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 MASK = "***"
 
@@ -252,3 +253,67 @@ class LeaseGrant:
     owner: str
     token: int
     expires_at: datetime
+
+
+# --- domain rules (pure) ------------------------------------------------------------
+
+# AI Core's rule for Docker registry secret names (reference/aicore-api.md), plus the
+# 4-character minimum that its response ids impose. The spec writes the middle part as
+# (?:_?[a-z0-9.-]+)*, which backtracks exponentially on a long name that fails at its
+# end; (?:_?[a-z0-9.-])* accepts exactly the same names in linear time. \Z, not $:
+# `$` would accept a trailing newline.
+SECRET_NAME_RE = re.compile(r"^[a-z0-9](?:_?[a-z0-9.\-])*[a-z0-9]\Z")
+SECRET_NAME_MIN, SECRET_NAME_MAX = 4, 63
+
+
+def secret_name_problem(name: str) -> str | None:
+    """Why AI Core would refuse this Docker registry secret name, or None."""
+    if not SECRET_NAME_MIN <= len(name) <= SECRET_NAME_MAX:
+        return f"AI Core secret names have {SECRET_NAME_MIN} to {SECRET_NAME_MAX} characters, {name!r} has {len(name)}"
+    if not SECRET_NAME_RE.match(name):
+        return (
+            f"{name!r} breaks AI Core's name rule: lowercase letters, digits, '.', '-' "
+            "(and single '_'), starting and ending with a letter or digit"
+        )
+    return None
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept ``"500ms"``, ``"90s"``, ``"5m"``, ``"1h30m"``, ``"2d"`` or a number of seconds."""
+    if not isinstance(value, str) or value.strip().startswith("P"):
+        return value  # numbers and ISO 8601 durations: pydantic parses them
+    text = value.replace(" ", "")
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 30s, 5m, 1h30m, 2d)")
+    return timedelta(seconds=sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts))
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of ``parse_duration``: ``4s``, ``6h``, ``1h30m``, ``500ms`` (not ``0:00:04``)."""
+    millis = round(value.total_seconds() * 1000)
+    sign, millis = ("-", -millis) if millis < 0 else ("", millis)
+    seconds, ms = divmod(millis, 1000)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    if ms:
+        parts.append(f"{ms}ms")
+    return sign + ("".join(parts) or "0s")
+
+
+def short_fingerprint(fingerprint: str | None) -> str | None:
+    """``<key id>:<first 12 hex digits>`` of a fingerprint, for tables and lines read by people."""
+    if fingerprint is None:
+        return None
+    try:
+        parsed = Fingerprint.parse(fingerprint)
+    except ValueError:
+        return fingerprint[:20]
+    return f"{parsed.key_id}:{parsed.short}"

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 from service.config import SecretConfig
 from service.errors import RotatorError
-from service.model import Outcome, RotationKey
+from service.model import Outcome, RotationKey, short_fingerprint
 from service.rotation import RotationResult
-from service.status import short_fingerprint
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from service.model import Outcome
+from service.model import Outcome, short_fingerprint
 from service.rotation import RotationResult
-from service.status import short_fingerprint
 from service.sweep import SweepReport
 
 

@@ -14,14 +14,31 @@ import hashlib
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-if TYPE_CHECKING:
-    from service.config import ScheduleConfig
+
+class ScheduleConfig(Protocol):
+    """What a schedule gives the scheduler (``service.config.ScheduleConfig`` has these fields).
+
+    A Protocol rather than an import: the scheduler sits below the configuration, which
+    validates cron expressions with it (no import cycle).
+    """
+
+    @property
+    def every(self) -> timedelta | None: ...
+    @property
+    def cron(self) -> str | None: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def jitter(self) -> timedelta: ...
+    @property
+    def max_phase(self) -> timedelta: ...
+
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from typing import Any
 from service.config import SecretConfig
 from service.controls import Holds
 from service.health import stale
-from service.model import Fingerprint, RotationKey, RotationState
+from service.model import RotationKey, RotationState, short_fingerprint
 
 COLUMNS = (
     "target",
@@ -119,13 +119,3 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
-
-
-def short_fingerprint(fingerprint: str | None) -> str | None:
-    if fingerprint is None:
-        return None
-    try:
-        parsed = Fingerprint.parse(fingerprint)
-    except ValueError:
-        return fingerprint[:20]
-    return f"{parsed.key_id}:{parsed.short}"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from service.audit.chain import GENESIS, chain
 from service.config import SourceConfig, VerifyConfig
 from service.controls import Holds, Pause, Pin
 from service.errors import AuditUnavailable, RotatorError, SecretNotFound, SourceError
@@ -29,6 +30,15 @@ from service.model import (
     VerificationOutcome,
     VerificationResult,
     WriteReceipt,
+)
+from service.ports import (
+    AuditLog,
+    CredentialSource,
+    OperatorControls,
+    RegistryVerifier,
+    RotationListener,
+    SecretStore,
+    StateStore,
 )
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -149,12 +159,9 @@ class FakeAudit:
             raise AuditUnavailable("audit database unreachable")
         with self.lock:
             self.appends += 1
-            out = []
-            for event in events:
-                seq = len(self.records) + 1
-                record = AuditRecord(seq=seq, recorded_at=self.clock(), event=event, prev_hash="", row_hash=f"h{seq}")
-                self.records.append(record)
-                out.append(record)
+            head = self.head() or ChainHead(0, GENESIS)
+            out = chain(events, head=head, recorded_at=self.clock())  # the real store's (pure) numbering and hashing
+            self.records.extend(out)
             return out
 
     def head(self) -> ChainHead | None:
@@ -170,17 +177,26 @@ class FakeAudit:
 
 @dataclass
 class FakeState:
-    """State rows and leases in memory, with the port's claim / fencing rules."""
+    """State rows and leases in memory, with the port's claim / fencing rules.
+
+    ``leases`` holds the leases in force (a test may plant one); ``last`` keeps each key's
+    newest grant after its release. As in PostgresStateStore, a grant stays current (its
+    save writes) until the key is granted again, and tokens count per key.
+    """
 
     clock: FakeClock = field(default_factory=FakeClock)
     states: dict[RotationKey, RotationState] = field(default_factory=dict)
     leases: dict[RotationKey, LeaseGrant] = field(default_factory=dict)
     dead_owners: set[str] = field(default_factory=set)
-    tokens: int = 0
+    last: dict[RotationKey, LeaseGrant] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def load(self, keys: Sequence[RotationKey] | None = None) -> dict[RotationKey, RotationState]:
         return {k: v for k, v in self.states.items() if keys is None or k in keys}
+
+    def _newest(self, key: RotationKey) -> LeaseGrant | None:
+        """The key's current grant: the lease in force, else the last one released."""
+        return self.leases.get(key) or self.last.get(key)
 
     def claim(
         self, keys: Sequence[RotationKey], *, owner: str, ttl: timedelta, due_by: datetime | None
@@ -194,20 +210,21 @@ class FakeState:
                 state = self.states.get(key)
                 if due_by is not None and state and state.next_run_at and state.next_run_at > due_by:
                     continue
-                self.tokens += 1
-                granted[key] = self.leases[key] = LeaseGrant(key, owner, self.tokens, self.clock() + ttl)
+                newest = self._newest(key)
+                token = (newest.token if newest else 0) + 1
+                granted[key] = self.leases[key] = self.last[key] = LeaseGrant(key, owner, token, self.clock() + ttl)
         return granted
 
     def save(self, states: Sequence[RotationState], *, release: Sequence[LeaseGrant] = ()) -> list[RotationKey]:
         with self.lock:
-            current = {g.key for g in release if self.leases.get(g.key) == g}
-            unwritten = [g.key for g in release if g.key not in current]
+            current = {g.key for g in release if self._newest(g.key) == g}
+            lost = {g.key for g in release} - current
             for state in states:
-                if state.key not in unwritten:
+                if state.key not in lost:
                     self.states[state.key] = state
-            for key in current:
-                del self.leases[key]
-            return unwritten
+            for key in current & self.leases.keys():
+                self.last[key] = self.leases.pop(key)
+            return [state.key for state in states if state.key in lost]  # only states not written, as the real store
 
     def release(self, grants: Sequence[LeaseGrant]) -> None:
         self.save([], release=grants)
@@ -256,3 +273,18 @@ class FakeControls:
         self.reads.append(len(keys))
         wanted = set(keys)
         return Holds(pauses=tuple(self.pauses), pins={k: p for k, p in self.pins.items() if k in wanted})
+
+
+def _fakes_satisfy_the_ports() -> tuple[
+    StateStore, AuditLog, CredentialSource, SecretStore, RegistryVerifier, RotationListener, OperatorControls
+]:
+    """Never called: strict mypy (pyproject's ``files``) checks here that each fake satisfies its Protocol."""
+    return (
+        FakeState(),
+        FakeAudit(),
+        FakeSource(),
+        FakeStore(target="eu"),
+        FakeVerifier(),
+        RecordingListener(),
+        FakeControls(),
+    )

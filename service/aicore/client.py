@@ -45,10 +45,10 @@ from service.aicore.responses import (
 from service.aicore.retry import RetryPolicy, is_retryable_status, next_delay, parse_retry_after
 from service.aicore.servicekey import ServiceKey
 from service.aicore.tls import tls_context
-from service.config import RetryConfig, secret_name_problem
+from service.config import RetryConfig
 from service.errors import AICoreError, BadRequest, OutcomeUnknown, Unavailable
 from service.logs import get_logger
-from service.model import DockerConfigJson, WriteReceipt
+from service.model import DockerConfigJson, WriteReceipt, secret_name_problem
 
 log = get_logger("rotator.aicore")
 

@@ -6,6 +6,7 @@ lock, and each upgrade runs in one transaction (PostgreSQL has transactional DDL
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -33,8 +34,9 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
 def head() -> str:
-    """The newest revision this version of the service knows."""
+    """The newest revision this version of the service knows (read from the scripts once per process)."""
     revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if revision is None:
         raise AuditError(f"no migrations found in {MIGRATIONS}")

@@ -43,7 +43,7 @@ def as_json(row: Row) -> dict[str, Any]:
     return document
 
 
-def short_fingerprint(value: str | None) -> str:
+def short_digest(value: str | None) -> str:
     """The first 12 hex digits of ``hmac-sha256:<key id>:<hex>``."""
     return value.rsplit(":", 1)[-1][:12] if value else ""
 
@@ -53,7 +53,7 @@ def _cell(row: Row, column: str) -> str:
     if column == "recorded_at":
         return str(value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ"))
     if column == "fingerprint":
-        return short_fingerprint(value)
+        return short_digest(value)
     return "" if value is None else str(value)
 
 

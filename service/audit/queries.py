@@ -18,8 +18,7 @@ from sqlalchemy.engine import Engine, RowMapping
 
 from service.audit.db import translated, where
 from service.audit.tables import audit_events
-from service.config import parse_duration
-from service.model import ChainHead
+from service.model import ChainHead, parse_duration
 
 EXPORT_BATCH = 2000
 _ANCHOR_RE = re.compile(r"^(?P<seq>[0-9]+):(?P<hash>[0-9a-fA-F]{64})$")

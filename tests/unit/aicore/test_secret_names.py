@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from service.config import secret_name_problem
+from service.model import secret_name_problem
 
 # The spec's pattern, verbatim, for comparison on short names only (it backtracks exponentially).
 SPEC_PATTERN = re.compile(r"[a-z0-9](?:_?[a-z0-9\.\-]+)*[a-z0-9]")

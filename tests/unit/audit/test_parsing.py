@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from service.audit.grants import grants_sql
-from service.audit.output import short_fingerprint
+from service.audit.output import short_digest
 from service.audit.queries import parse_anchor, parse_time
 from service.model import ChainHead
 
@@ -70,5 +70,5 @@ def test_grants_give_the_app_no_update_or_delete_on_the_trail() -> None:
 
 def test_short_fingerprint() -> None:
     """The table shows the first 12 hex digits of the digest, nothing for none."""
-    assert short_fingerprint("hmac-sha256:k1:" + "0123456789abcdef" * 4) == "0123456789ab"
-    assert short_fingerprint(None) == ""
+    assert short_digest("hmac-sha256:k1:" + "0123456789abcdef" * 4) == "0123456789ab"
+    assert short_digest(None) == ""

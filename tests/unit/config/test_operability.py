@@ -11,7 +11,8 @@ import pytest
 
 from service import cli, logs
 from service.cli import main
-from service.config import format_duration, load_settings, parse_duration, unknown_env_issues
+from service.config import load_settings, unknown_env_issues
+from service.model import format_duration, parse_duration
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "config" / "rotator.example.toml"

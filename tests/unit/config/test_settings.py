@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from service.config import ScheduleConfig, SecretRef, load_settings, parse_duration, secret_name_problem
+from service.config import ScheduleConfig, SecretRef, load_settings
 from service.errors import ConfigError
+from service.model import parse_duration, secret_name_problem
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "config" / "rotator.example.toml"

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from service.errors import (
+    DependencyUnavailable,
     SourceError,
     SourceNotFound,
     VaultAuthError,
@@ -78,11 +79,11 @@ def test_missing_mount_is_named() -> None:
     assert str(error) == "kv2 secret/acme not found: no secrets engine is mounted at secret/; check the mount"
 
 
-def test_server_trouble_is_retryable() -> None:
+def test_server_trouble_is_a_dependency_failure() -> None:
     """5xx and 429 are retryable dependency failures; 400 is not."""
-    assert translate(from_status(500), at=AT, address=ADDRESS).retryable
-    assert translate(from_status(503), at=AT, address=ADDRESS).retryable
-    assert not translate(from_status(400), at=AT, address=ADDRESS).retryable
+    assert isinstance(translate(from_status(500), at=AT, address=ADDRESS), DependencyUnavailable)
+    assert isinstance(translate(from_status(503), at=AT, address=ADDRESS), DependencyUnavailable)
+    assert not isinstance(translate(from_status(400), at=AT, address=ADDRESS), DependencyUnavailable)
 
 
 @pytest.mark.parametrize(
