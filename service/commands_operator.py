@@ -46,7 +46,11 @@ def who(parser: argparse.ArgumentParser, *, reason_required: bool = False) -> No
 def add_once_options(once: argparse.ArgumentParser) -> None:
     """The operator options of ``rotator once``."""
     who(once)
-    once.add_argument("--ignore-pause", action="store_true", help="with --force: rotate paused pairs too (audited)")
+    once.add_argument(
+        "--ignore-pause",
+        action="store_true",
+        help="rotate paused pairs too; each write records the pause it overrode (a `forced` row)",
+    )
 
 
 _DESCRIPTIONS = {

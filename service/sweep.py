@@ -159,6 +159,7 @@ class _Scope:
     sources: _Once[Hashable, RegistryCredential] = field(default_factory=_Once)
     verifications: _Once[Hashable, VerificationResult] = field(default_factory=_Once)
     windows: _Once[str, Block | None] = field(default_factory=_Once)
+    overridden: dict[RotationKey, Pause] = field(default_factory=dict)  # paused, rotated by --ignore-pause
     # A rotation's outcome event waits here to be appended in the batch that saves its state.
     outcomes: dict[RotationKey, AuditEvent] = field(default_factory=dict)
 
@@ -239,6 +240,8 @@ class Rotator:
             if pause is not None and not request.ignore_pause:
                 paused[index] = self._paused(scope, key, pause)
                 continue
+            if pause is not None:
+                scope.overridden[key] = pause
             futures[index] = self._pool.submit(self._rotate, scope, pinned(secret, holds.pin_of(key)), key)
         results = [paused.get(index) or futures[index].result() for index in range(len(work))]  # in config order
         return self._report(scope, results, started)
@@ -471,7 +474,10 @@ class Rotator:
         why: str | None,
         done: Callable[..., RotationResult],
     ) -> RotationResult:
-        events = [ctx.event(EventType.FORCED, message="written although unchanged (--force)")] if forced else []
+        notes = ["written although unchanged (--force)"] if forced else []
+        if (pause := scope.overridden.get(ctx.key)) is not None:
+            notes.append(f"written although {pause.describe()} (--ignore-pause)")
+        events = [ctx.event(EventType.FORCED, message="; ".join(notes))] if notes else []
         try:
             intent = self._append([*events, ctx.event(EventType.INTENT, message=why)])[-1]
         except AuditError as e:  # no PATCH without a committed intent

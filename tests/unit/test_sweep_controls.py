@@ -97,6 +97,8 @@ def test_ignore_pause_rotates_a_paused_pair(world: ControlledWorld) -> None:
     written = world.audit.events()[before:]
     assert {event.event for event in written} == {EventType.FORCED, EventType.INTENT, EventType.APPLIED}
     assert {(event.operator, event.reason) for event in written} == {("bob", "hotfix")}
+    messages = [event.message or "" for event in written if event.event is EventType.FORCED]
+    assert all("(--force)" in message and "paused (everything (--all)) by alice" in message for message in messages)
 
 
 def test_a_manual_sweep_records_the_operator_and_reason_on_intent_and_outcome(world: ControlledWorld) -> None:
