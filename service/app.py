@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from service import __version__, logs
 from service.config import SecretConfig, SecretRef, Settings
 from service.errors import ConfigError, ConfigIssue, RotatorError
+from service.model import RotationKey
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -71,6 +72,7 @@ class App:
         self._closers: list[tuple[str, Callable[[], Any]]] = []
         self._stores: dict[str, AICoreClient] = {}
         self._stores_lock = threading.Lock()
+        self._pairs: tuple[Settings | None, dict[RotationKey, SecretConfig]] = (None, {})
 
     # --- secrets ------------------------------------------------------------------
 
@@ -287,6 +289,14 @@ class App:
         period = period_of(self.settings.schedule_of(secret), secret.name, self.clock())
         return period + self.settings.rotation.misfire_grace
 
+    def _allowance_of(self, key: RotationKey) -> timedelta | None:
+        """The stale allowance of a configured pair (None for one no longer configured), after reloads too."""
+        settings = self.settings
+        if self._pairs[0] is not settings:
+            self._pairs = (settings, settings.pairs())
+        secret = self._pairs[1].get(key)
+        return self.stale_allowance(secret) if secret is not None else None
+
     def _notifying(self, listener: RotationListener) -> RotationListener:
         """``listener``, wrapped by the notifier when ``[notify]`` names destinations."""
         config = self.settings.notify
@@ -295,7 +305,6 @@ class App:
         from service.notify import AppriseSender, Notifier, Policy
 
         urls = [self.resolve(ref, where=f"notify.urls[{index}]") for index, ref in enumerate(config.urls)]
-        pairs = self.settings.pairs()
         notifier = Notifier(
             inner=listener,
             sender=AppriseSender(urls, timeout=config.timeout),
@@ -303,7 +312,7 @@ class App:
                 failures_in_a_row=config.failures_in_a_row, expiring_within=config.expiring_within, period=config.period
             ),
             clock=self.clock,
-            allowance=lambda key: self.stale_allowance(pairs[key]) if key in pairs else None,
+            allowance=self._allowance_of,
             counters=self.metrics,
         )
         self._closers.append(("notifier", notifier.close))
