@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.config import SecretConfig, WindowConfig
+from service.config import SecretConfig, VerifyConfig, WindowConfig
 from service.controls import Pause, Pin, Scope
-from service.model import EventType, Outcome, RotationKey, Trigger
+from service.model import EventType, Outcome, RotationKey, Trigger, VerificationOutcome
 from service.report import result_line
 from service.status import render_table, status_rows
 from service.sweep import Rotator, SweepReport, SweepRequest
@@ -203,3 +203,17 @@ def test_a_run_inside_a_deny_window_is_deferred_to_its_end(world: ControlledWorl
     world.clock.now = end
     [after] = world.run(secret()).results
     assert after.outcome is Outcome.APPLIED
+
+
+def test_a_rollback_is_verified_at_the_registry_and_a_refused_version_is_not_written(world: ControlledWorld) -> None:
+    """Pinned to v1 with verification on: the registry's refusal of v1 is ``rejected`` and AI Core keeps v2."""
+    verified = secret(verify=VerifyConfig(mode="registry"))
+    world.source.put("registries/acme", "robot", "version-two")
+    world.run(verified)
+    world.controls.pins[EU] = Pin(key=EU, version=1, operator="alice", reason="v2 is broken")
+    world.verifier.outcomes["registry.acme.example"] = VerificationOutcome.AUTH_FAILED
+    [result] = world.run(verified, trigger=Trigger.ROLLBACK, operator="alice", reason="v2 is broken").results
+    assert (result.outcome, result.source_version) == (Outcome.REJECTED, 1)
+    assert "version-two" in world.stores["eu"].values["acme-registry"]
+    rejected = world.audit.events(EventType.REJECTED)[-1]
+    assert (rejected.trigger, rejected.operator, rejected.source_version) == (Trigger.ROLLBACK, "alice", 1)
