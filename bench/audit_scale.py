@@ -9,7 +9,10 @@ COPY (hashed by service.audit.chain, so `audit verify` accepts them), and measur
   --runs runs, plus the plan's top node for the --secret query (an index scan, not a sort);
 - `audit verify` (and `audit export --format jsonl` to /dev/null) at --small rows and at --rows
   rows, each in a fresh child process: rows/s and the child's peak RSS, to compare memory at
-  10x the rows (streaming means it does not grow).
+  10x the rows (streaming means it does not grow);
+- `audit verify --anchors FILE` at --rows rows with one Ed25519-signed anchor per 1,000 rows;
+- `audit export --after-seq N` of the last 1,000 rows (a SIEM shipper's poll), median of --runs;
+- `audit report --since 30d --no-verify` as HTML and as JSON (the rows span 90 days).
 Prints a table and writes JSON to bench/results/.
 """
 
@@ -25,6 +28,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,6 +48,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 TARGETS, SECRETS, ACTORS = 200, 500, 3
 RARE_SECRET, RARE_COUNT = "rare-secret", 10
+ANCHOR_EVERY = 1000  # the worker anchors after each sweep that moved the head; here one per 1,000 rows
+TAIL = 1000  # `export --after-seq` of the last this-many rows
 COPY_COLUMNS = tuple(column.name for column in audit_events.columns)
 
 
@@ -57,6 +63,7 @@ class Loader:
     prev: str = "0" * 64
     intent: int | None = None
     step: timedelta = field(init=False)
+    heads: list[tuple[int, str]] = field(default_factory=list)  # every ANCHOR_EVERY-th row: what anchors sign
 
     def __post_init__(self) -> None:
         self.step = timedelta(days=90) / self.total
@@ -70,6 +77,8 @@ class Loader:
             row = self._row(self.seq, rare=self.seq % rare_every == 0)
             row["prev_hash"], row["row_hash"] = self.prev, row_hash(self.prev, row)
             self.prev = row["row_hash"]
+            if self.seq % ANCHOR_EVERY == 0:
+                self.heads.append((self.seq, self.prev))
             yield row
 
     def _row(self, seq: int, *, rare: bool) -> dict[str, Any]:
@@ -79,6 +88,7 @@ class Loader:
         roll = pair % 100
         event = ("failed" if roll == 0 else "interrupted" if roll == 1 else "applied") if is_outcome else "intent"
         digest = hashlib.sha256(str(pair).encode()).hexdigest()
+        manual = pair % 1000 == 999  # one rotation in 1,000 run by hand: the report's manual actions
         return {
             "seq": seq,
             "recorded_at": self.start + self.step * seq,
@@ -88,8 +98,8 @@ class Loader:
             "api_host": "api.ai.example.com",
             "secret": secret,
             "registries": ["ghcr.io"],
-            "trigger": "schedule",
-            "actor": f"rotator-{run % ACTORS}/0.1.0",
+            "trigger": "manual" if manual else "schedule",
+            "actor": f"rotator/0.1.0@rotator-{run % ACTORS}",
             "source_mount": "secret",
             "source_path": f"registries/{secret}",
             "source_version": pair,
@@ -104,6 +114,10 @@ class Loader:
             "message": None,
             "duration_ms": 150 + pair % 300 if is_outcome else None,
             "intent_seq": seq - 1 if is_outcome else None,
+            "operator": "alice@ops" if manual else None,
+            "reason": "bench: rotated by hand" if manual else None,
+            "aicore_error_code": "ForbiddenAccess" if event == "failed" else None,
+            "format": 2,
         }
 
 
@@ -119,7 +133,7 @@ def load(url: str, loader: Loader, count: int) -> float:
     return time.perf_counter() - began
 
 
-def child(mode: str, url: str) -> None:
+def child(mode: str, url: str, anchors: str | None = None) -> None:
     """In a fresh process: run verify or export once, print rows/s and peak RSS as JSON."""
     from service.audit import commands
     from service.audit.db import make_engine
@@ -130,6 +144,8 @@ def child(mode: str, url: str) -> None:
     began = time.perf_counter()
     if mode == "verify":
         code = commands.audit_verify(engine, anchor=None, out=report)
+    elif mode == "verify-anchors":
+        code = verify_with_anchors(engine, Path(str(anchors)), report)
     elif mode == "export":
         with Path(os.devnull).open("w") as sink:
             code = commands.audit_export(engine, fmt="jsonl", since=None, until=None, out=sink)
@@ -146,10 +162,90 @@ def child(mode: str, url: str) -> None:
     )
 
 
-def run_child(mode: str, url: str) -> dict[str, Any]:
+def verify_with_anchors(engine: Engine, anchors_file: Path, report: io.StringIO) -> int:
+    """`audit verify --anchors FILE` as the command line runs it: load, check every signature, walk the chain."""
+    from service.anchors import Ed25519Signer, load_anchors
+    from service.audit import commands
+
+    key = anchors_file.with_suffix(".pem").read_text()
+    anchors = load_anchors(str(anchors_file), read_vault=lambda _: ("", []))
+    signer = Ed25519Signer.from_pem(key, where="bench key")
+    return commands.audit_verify(
+        engine, anchor=None, out=report, anchors=anchors, anchors_from=str(anchors_file), signer=signer
+    )
+
+
+def _fail(sink: str, error: Exception) -> None:
+    raise RuntimeError(f"anchor sink {sink} failed: {error}")
+
+
+def write_anchors(heads: list[tuple[int, str]], directory: Path) -> Path:
+    """Sign each head with a fresh Ed25519 key into an anchor file (the key beside it, as .pem)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from service.anchors import Anchorer, Ed25519Signer, FileSink
+    from service.model import ChainHead
+
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path = directory / "anchors.jsonl"
+    path.with_suffix(".pem").write_bytes(pem)
+    anchorer = Anchorer(
+        signer=Ed25519Signer.from_pem(pem.decode(), where="bench key"),
+        sinks=[FileSink(path)],
+        instance="bench",
+        clock=lambda: datetime.now(UTC),
+        on_failure=_fail,
+    )
+    for seq, digest in heads:
+        anchorer.head_moved(ChainHead(seq, digest))
+    return path
+
+
+def time_tail_export(engine: Engine, *, after_seq: int, runs: int) -> dict[str, Any]:
+    """`audit export --after-seq N` of the last TAIL rows (a SIEM shipper's poll), in-process."""
+    from service.audit import commands
+
+    samples, lines = [], 0
+    for _ in range(runs):
+        out, err = io.StringIO(), io.StringIO()
+        began = time.perf_counter()
+        code = commands.audit_export(engine, fmt="jsonl", since=None, until=None, after_seq=after_seq, out=out, err=err)
+        samples.append((time.perf_counter() - began) * 1000)
+        assert code == 0, err.getvalue()
+        lines = out.getvalue().count("\n")
+    samples.sort()
+    return {"median_ms": statistics.median(samples), "max_ms": samples[-1], "rows": lines}
+
+
+def time_report(engine: Engine, directory: Path, *, fmt: str, runs: int) -> dict[str, Any]:
+    """`audit report --since 30d --no-verify` (the chain walk is `audit verify`, timed on its own)."""
+    from service.audit import commands
+
+    samples, output = [], directory / f"report.{fmt}"
+    for _ in range(runs):
+        began = time.perf_counter()
+        code = commands.audit_report(
+            engine, since="30d", until=None, targets=[], fmt=fmt, output=output, out=io.StringIO(), verify=False
+        )
+        samples.append(time.perf_counter() - began)
+        assert code == 0
+    document = json.loads(output.read_text()) if fmt == "json" else None
+    return {
+        "median_s": statistics.median(samples),
+        "max_s": max(samples),
+        "bytes": output.stat().st_size,
+        "pairs": len(document["pairs"]) if document else None,
+    }
+
+
+def run_child(mode: str, url: str, anchors: Path | None = None) -> dict[str, Any]:
     """Run one streaming command in a fresh process; its peak RSS is its own."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "bench.audit_scale", "--child", mode, "--url", url]
+    command += ["--anchors", str(anchors)] if anchors else []
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=True, timeout=3600)
     result = dict(json.loads(done.stdout.strip().splitlines()[-1]))
     if result["exit"] != 0:
@@ -163,7 +259,7 @@ LIST_CASES: list[tuple[str, dict[str, Any]]] = [
     ("--secret (no such secret)", {"secrets": ["no-such-secret"]}),
     ("--target tenant-007", {"targets": ["tenant-007"]}),
     ("--event failed (1% of rows)", {"events": ["failed"]}),
-    ("--actor rotator-1/0.1.0", {"actors": ["rotator-1/0.1.0"]}),
+    ("--actor rotator/0.1.0@rotator-1", {"actors": ["rotator/0.1.0@rotator-1"]}),
     ("--run run-012345", {"runs": ["run-012345"]}),
     ("--secret secret-042 --event failed", {"secrets": ["secret-042"], "events": ["failed"]}),
     ("--since 24h", {"since": "24h"}),
@@ -181,7 +277,7 @@ def time_list(engine: Engine, options: dict[str, Any], runs: int) -> dict[str, A
     for _ in range(runs):
         out = io.StringIO()
         began = time.perf_counter()
-        assert commands.audit_list(engine, out=out, **{**base, **options}) == 0
+        assert commands.audit_list(engine, out=out, err=io.StringIO(), **{**base, **options}) == 0
         samples.append((time.perf_counter() - began) * 1000)
         lines = out.getvalue().count("\n")
     samples.sort()
@@ -271,6 +367,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         results["open_intents"] = time_open_intents(engine, runs=3)
         results["verify_large"] = run_child("verify", url)
         results["export_large"] = run_child("export", url)
+        with tempfile.TemporaryDirectory() as scratch:
+            anchors = write_anchors(loader.heads, Path(scratch))
+            results["anchors"] = len(loader.heads)
+            results["verify_anchors_large"] = run_child("verify-anchors", url, anchors)
+            results["export_tail"] = time_tail_export(engine, after_seq=loader.seq - TAIL, runs=args.runs)
+            results["report_html"] = time_report(engine, Path(scratch), fmt="html", runs=3)
+            results["report_json"] = time_report(engine, Path(scratch), fmt="json", runs=3)
         engine.dispose()
     return results
 
@@ -293,12 +396,24 @@ def print_table(results: dict[str, Any]) -> None:
         ("audit verify", "verify_large", rows),
         ("audit export --format jsonl", "export_small", small),
         ("audit export --format jsonl", "export_large", rows),
+        (f"verify --anchors ({results['anchors']:,})", "verify_anchors_large", rows),
     ):
         run = results[key]
         rss, rate = run["maxrss_kb"] / 1024, count / run["seconds"]
         print(f"{label:<28} {count:>10,} {run['seconds']:>8.1f} {rate:>9,.0f} {rss:>12.1f} {rss - base:>14.1f}")
     print(f"(baseline: a process that imports the service and runs one query: {base:.1f} MB)")
     print(f"open_intents() at {rows:,} rows: {results['open_intents']['median_ms']:.0f} ms median")
+    tail = results["export_tail"]
+    print(
+        f"audit export --after-seq {rows - TAIL:,} ({tail['rows']:,} rows): "
+        f"{tail['median_ms']:.1f} ms median, {tail['max_ms']:.1f} ms max (target < 50 ms)"
+    )
+    for fmt in ("html", "json"):
+        run = results[f"report_{fmt}"]
+        print(
+            f"audit report --since 30d --no-verify --format {fmt}: {run['median_s']:.2f} s median, "
+            f"{run['max_s']:.2f} s max, {run['bytes'] / 1024:.0f} KiB (target < 5 s)"
+        )
 
 
 def main() -> None:
@@ -306,11 +421,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--child", choices=["verify", "export", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["verify", "verify-anchors", "export", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--anchors", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.url)
+        child(args.child, args.url, args.anchors)
         return
     results = measure(args)
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}

@@ -253,9 +253,9 @@ def bounds(settings: Any, layout: Layout, latency: float) -> dict[str, float]:
 def timed_sweep(app: Any, emulator: EmulatorProcess, *, force: bool, label: str) -> dict[str, Any]:
     """One sweep of every secret, as `rotator once` runs it: wall, CPU, outcomes, emulator counts."""
     from service.model import Trigger
-    from service.sweep import SweepRequest
+    from service.rotation import SweepRequest
 
-    request = SweepRequest(secrets=app.settings.secrets, trigger=Trigger.MANUAL, force=force)
+    request = SweepRequest(secrets=app.settings.specs(), trigger=Trigger.MANUAL, force=force)
     before, usage = emulator.stats(), resource.getrusage(resource.RUSAGE_SELF)
     cpu, wall = time.process_time(), time.perf_counter()
     report = app.rotator.sweep(request)
@@ -297,10 +297,10 @@ def catch_up_requests(app: Any) -> list[Any]:
 def tick_requests(app: Any) -> list[Any]:
     """What `rotator run`'s scheduled ticks sweep: one secret each, due now."""
     from service.model import Trigger
-    from service.sweep import SweepRequest
+    from service.rotation import SweepRequest
 
     due = app.clock()
-    return [SweepRequest(secrets=[secret], trigger=Trigger.SCHEDULE, due_by=due) for secret in app.settings.secrets]
+    return [SweepRequest(secrets=[secret], trigger=Trigger.SCHEDULE, due_by=due) for secret in app.settings.specs()]
 
 
 def timed_jobs(app: Any, emulator: EmulatorProcess, requests: list[Any], *, label: str) -> dict[str, Any]:

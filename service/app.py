@@ -18,22 +18,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service import __version__, logs
-from service.config import SecretConfig, SecretRef, Settings
+from service.config import SecretConfig, SecretRef, Settings, WindowConfig
 from service.errors import ConfigError, ConfigIssue, RotatorError
-from service.model import RotationKey
+from service.model import RotationKey, ScheduleSpec, SecretSpec
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from service.aicore.client import AICoreClient
+    from service.anchors import Anchorer, Signer
     from service.audit.controls import PostgresControls
     from service.audit.instance import InstanceLock
     from service.audit.state import PostgresStateStore
     from service.audit.store import AuditStore
+    from service.engine import Rotator
     from service.metrics import Metrics
     from service.ports import RotationListener
-    from service.sweep import Rotator
     from service.vault import VaultSession, VaultSource
+    from service.vault.anchors import KvAnchorSink
 
 log = logs.get_logger("rotator.app")
 
@@ -230,14 +232,14 @@ class App:
 
     @cached_property
     def rotator(self) -> Rotator:
+        from service.engine import Rotator, RotatorOptions
         from service.observe import Observer
         from service.registry import RegistryVerifier
         from service.scheduler import next_due_after, period_of
-        from service.sweep import Rotator, RotatorOptions
         from service.windows import blocked
 
         rotation = self.settings.rotation
-        listener = self._notifying(Observer(metrics=self.metrics, clock=self.clock))
+        listener = self._notifying(Observer(metrics=self.metrics, clock=self.clock, anchorer=self.anchorer))
         verifier = RegistryVerifier()
         self._closers.append(("registry verifier", verifier.close))
         rotator = Rotator(
@@ -264,9 +266,9 @@ class App:
                 renew_fraction=rotation.lease_renew_fraction,
                 failure_backoff=rotation.failure_backoff,
                 failure_backoff_max=rotation.failure_backoff_max,
-                schedule_next=lambda secret, now: next_due_after(self.settings.schedule_of(secret), secret.name, now),
-                confirm_every=lambda secret, now: period_of(self.settings.schedule_of(secret), secret.name, now),
-                window_block=lambda secret, now: blocked(self.settings.windows_of(secret), now),
+                schedule_next=lambda secret, now: next_due_after(_schedule(secret), secret.name, now),
+                confirm_every=lambda secret, now: period_of(_schedule(secret), secret.name, now),
+                window_block=lambda secret, now: blocked(self.windows_of(secret), now),
             ),
         )
         self._closers.append(("rotator", rotator.close))
@@ -289,12 +291,70 @@ class App:
         period = period_of(self.settings.schedule_of(secret), secret.name, self.clock())
         return period + self.settings.rotation.misfire_grace
 
-    def _allowance_of(self, key: RotationKey) -> timedelta | None:
-        """The stale allowance of a configured pair (None for one no longer configured), after reloads too."""
+    @cached_property
+    def anchor_signer(self) -> Signer | None:
+        """The key that signs (and checks) anchors: Vault Transit or Ed25519; None when unsigned."""
+        from service.anchors import Ed25519Signer
+        from service.config import TransitSigning
+
+        signing = self.settings.audit.anchors.signing
+        if signing is None:
+            return None
+        if isinstance(signing, TransitSigning):
+            from service.vault.anchors import TransitSigner
+
+            return TransitSigner(session=self.vault_session, mount=signing.mount, key=signing.key)
+        where = "audit.anchors.signing.key"
+        return Ed25519Signer.from_pem(self.resolve(signing.key, where=where), where=where)
+
+    def anchor_vault(self, path: str | None = None) -> KvAnchorSink:
+        """The KV v2 anchor path: ``MOUNT/PATH``, or the configured one."""
+        from service.vault.anchors import KvAnchorSink
+
+        sink = self.settings.audit.anchors.vault
+        mount, _, rest = (path or "").strip("/").partition("/")
+        if path and not rest:
+            raise ConfigError("command line", [ConfigIssue("--anchors", f"vault:{path}: give vault:MOUNT/PATH")])
+        return KvAnchorSink(session=self.vault_session, mount=mount or sink.mount, path=rest or sink.path)
+
+    @cached_property
+    def anchorer(self) -> Anchorer:
+        """Signs the chain head after each sweep that moved it and writes it to the configured sinks."""
+        from service.anchors import Anchorer, AnchorSink, FileSink, LogSink
+        from service.observe import anchor_failure_reporter
+
+        config = self.settings.audit.anchors
+        sinks: list[AnchorSink] = []
+        for name in config.sinks:
+            if name == "log":
+                sinks.append(LogSink())
+            elif name == "file" and config.file is not None:
+                sinks.append(FileSink(config.file))
+            elif name == "vault":
+                sinks.append(self.anchor_vault())
+        return Anchorer(
+            signer=self.anchor_signer,
+            sinks=sinks,
+            instance=self.instance,
+            clock=self.clock,
+            on_failure=anchor_failure_reporter(self.metrics),
+        )
+
+    def _entries(self) -> dict[RotationKey, SecretConfig]:
+        """Each configured pair's ``[[secrets]]`` entry, computed once per settings object (reloads too)."""
         settings = self.settings
         if self._pairs[0] is not settings:
             self._pairs = (settings, settings.pairs())
-        secret = self._pairs[1].get(key)
+        return self._pairs[1]
+
+    def windows_of(self, secret: SecretSpec) -> list[WindowConfig]:
+        """The global windows and those of the entry ``secret`` was made from."""
+        entry = self._entries().get(RotationKey(secret.targets[0], secret.name)) if secret.targets else None
+        return self.settings.windows_of(entry) if entry is not None else list(self.settings.windows)
+
+    def _allowance_of(self, key: RotationKey) -> timedelta | None:
+        """The stale allowance of a configured pair (None for one no longer configured), after reloads too."""
+        secret = self._entries().get(key)
         return self.stale_allowance(secret) if secret is not None else None
 
     def _notifying(self, listener: RotationListener) -> RotationListener:
@@ -337,6 +397,11 @@ class App:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _schedule(secret: SecretSpec) -> ScheduleSpec:
+    assert secret.schedule is not None, "resolved by Settings.spec_of (load_settings refuses a secret without one)"
+    return secret.schedule
 
 
 def probe_dependencies(settings: Settings) -> int:

@@ -229,28 +229,66 @@ def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser], co
         description="Read and verify the audit trail.",
     ).add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
     listing = audit.add_parser("list", parents=[common], help="events, newest first")
-    for flag in ("--secret", "--target", "--event", "--actor", "--run", "--operator"):
-        listing.add_argument(
-            flag, action="append", default=[], help=f"filter by {flag[2:]} (repeatable; default: no filter)"
-        )
+    _add_audit_filters(listing)
     listing.add_argument(
-        "--since", metavar="TIME", help="ISO 8601 time or a duration ago, e.g. 24h (default: the first event)"
+        "--operator", action="append", default=[], help="filter by operator (repeatable; default: no filter)"
     )
-    listing.add_argument("--until", metavar="TIME", help="ISO 8601 time or a duration ago (default: now)")
-    listing.add_argument("--limit", type=int, default=50, help="at most this many events")
-    listing.add_argument("--format", choices=["table", "jsonl", "csv"], default="table", help="output format")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many events (default 50)")
+    listing.add_argument(
+        "--format", choices=["table", "jsonl", "csv"], default="table", help="output format (default table)"
+    )
+    listing.add_argument(
+        "--columns", metavar="A,B,...", help="only these columns, in this order, e.g. seq,event (default: all)"
+    )
     show = audit.add_parser("show", parents=[common], help="one event by sequence number, or every event of a run id")
     show.add_argument("id", metavar="SEQ_OR_RUN_ID", help="a sequence number or a run id")
-    show.add_argument("--format", choices=["text", "json"], default="text", help="output format")
-    export = audit.add_parser("export", parents=[common], help="stream the whole trail (or a time range)")
-    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format")
-    export.add_argument("--since", metavar="TIME", help="ISO 8601 time or a duration ago (default: the first event)")
-    export.add_argument("--until", metavar="TIME", help="ISO 8601 time or a duration ago (default: now)")
+    show.add_argument("--format", choices=["text", "json"], default="text", help="output format (default text)")
+    show.add_argument("--columns", metavar="A,B,...", help="only these columns, in this order (default: all)")
+    export = audit.add_parser("export", parents=[common], help="stream matching events oldest first (a SIEM feed)")
+    _add_audit_filters(export)
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format (default jsonl)")
+    export.add_argument("--output", "-o", metavar="FILE", help="write here (default: standard output)")
     export.add_argument(
-        "--output", "-o", metavar="FILE", help="write here instead of standard output (default: standard output)"
+        "--after-seq", type=int, metavar="N", help="only rows after seq N, to resume a feed (default: from the first)"
+    )
+    export.add_argument("--follow", action="store_true", help="keep polling for new rows until SIGTERM / SIGINT")
+    export.add_argument(
+        "--poll", type=float, default=2.0, metavar="SECONDS", help="--follow's polling interval (default 2.0)"
     )
     verify = audit.add_parser("verify", parents=[common], help="recompute the hash chain; exit 1 on any break")
-    verify.add_argument("--anchor", metavar="SEQ:HASH", help="a chain head logged earlier, checked too (default: none)")
+    verify.add_argument("--anchor", metavar="SEQ:HASH", help="a chain head logged earlier (default: none)")
+    verify.add_argument("--json", action="store_true", help="the result as one JSON object")
+    verify.add_argument(
+        "--anchors",
+        metavar="FILE|vault:[MOUNT/PATH]",
+        help="check every signed anchor kept there, and that the chain holds each (default: none)",
+    )
+
+    report = audit.add_parser("report", parents=[common], help="a compliance report of a time window (HTML or JSON)")
+    report.add_argument("--since", metavar="TIME", default="30d", help="ISO 8601 time or a duration ago (default 30d)")
+    report.add_argument("--until", metavar="TIME", help="end of the window (default now)")
+    report.add_argument(
+        "--target", action="append", default=[], metavar="NAME", help="only this target (repeatable; default: all)"
+    )
+    report.add_argument("--format", choices=["html", "json"], default="html", help="report format (default html)")
+    report.add_argument(
+        "--output", "-o", metavar="FILE", required=True, help="write the report here (required; no default)"
+    )
+    report.add_argument(
+        "--anchors", metavar="FILE|vault:[MOUNT/PATH]", help="check these signed anchors too (default: none)"
+    )
+    report.add_argument("--no-verify", action="store_true", help="skip walking the hash chain (say so in the report)")
+
+
+def _add_audit_filters(parser: argparse.ArgumentParser) -> None:
+    for flag in ("--secret", "--target", "--event", "--actor", "--run"):
+        parser.add_argument(
+            flag, action="append", default=[], help=f"filter by {flag[2:]} (repeatable; default: no filter)"
+        )
+    parser.add_argument(
+        "--since", metavar="TIME", help="ISO 8601 time or a duration ago, e.g. 24h (default: the first event)"
+    )
+    parser.add_argument("--until", metavar="TIME", help="ISO 8601 time or a duration ago (default: now)")
 
 
 # --- commands ----------------------------------------------------------------------
@@ -312,14 +350,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_once(args: argparse.Namespace) -> int:
     from service.app import App
     from service.model import Trigger
-    from service.sweep import SweepRequest
+    from service.rotation import SweepRequest
 
     settings = load(args)
     secrets = _select(settings, args.secret, args.target)
     from service.commands_operator import operator_of, refuse_paused
 
     request = SweepRequest(
-        secrets=secrets,
+        secrets=[settings.spec_of(secret) for secret in secrets],
         trigger=Trigger.MANUAL,
         force=args.force,
         dry_run=args.dry_run,
@@ -334,7 +372,7 @@ def cmd_once(args: argparse.Namespace) -> int:
         if args.force and not args.ignore_pause:
             refuse_paused(app, request)
         if not args.dry_run:
-            app.rotator.recover(settings.pairs())
+            app.rotator.recover(settings.spec_pairs())
         report = app.rotator.sweep(request)
     from service.report import render_results
 
@@ -394,37 +432,30 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    from service import commands_audit
     from service.app import App
     from service.audit import commands
 
     with App(load(args)) as app:
-        engine = app.engine
         out = sys.stdout
         if args.audit_command == "list":
+            filters = commands_audit.filters(args)
             return commands.audit_list(
-                engine,
-                secrets=args.secret,
-                targets=args.target,
-                events=args.event,
-                actors=args.actor,
-                runs=args.run,
+                app.engine,
+                **filters,
                 operators=args.operator,
-                since=args.since,
-                until=args.until,
                 limit=args.limit,
                 fmt=args.format,
+                columns=args.columns,
                 out=out,
             )
         if args.audit_command == "show":
-            return commands.audit_show(engine, ident=args.id, fmt=args.format, out=out)
+            return commands.audit_show(app.engine, ident=args.id, fmt=args.format, columns=args.columns, out=out)
         if args.audit_command == "export":
-            if args.output:
-                with _open_output(args.output) as handle:
-                    return commands.audit_export(
-                        engine, fmt=args.format, since=args.since, until=args.until, out=handle
-                    )
-            return commands.audit_export(engine, fmt=args.format, since=args.since, until=args.until, out=out)
-        return commands.audit_verify(engine, anchor=args.anchor, out=out)
+            return commands_audit.export(app, args, out=out)
+        if args.audit_command == "report":
+            return commands_audit.report(app, args, out=out)
+        return commands_audit.verify(app, args, out=out)
 
 
 def _require_secrets(settings: Settings, args: argparse.Namespace) -> None:
@@ -482,7 +513,7 @@ def cmd_emulator_aicore(args: argparse.Namespace) -> int:
 def handlers() -> dict[str, Handler]:
     from service import commands_operator
 
-    audit = {f"audit {name}": cmd_audit for name in ("list", "show", "export", "verify")}
+    audit = {f"audit {name}": cmd_audit for name in ("list", "show", "export", "verify", "report")}
     db = {f"db {name}": cmd_db for name in ("upgrade", "current", "grants")}
     return {
         "run": cmd_run,

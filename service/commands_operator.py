@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 from service.controls import ANY, Pause, Pin, Scope, default_operator
 from service.errors import ConfigError, ConfigIssue, SourceError
-from service.model import AuditEvent, EventType, RegistryCredential, RotationKey, Trigger
+from service.model import AuditEvent, EventType, RegistryCredential, RotationKey, SecretSpec, Trigger
 
 if TYPE_CHECKING:
     from service.app import App
     from service.config import SecretConfig, Settings
-    from service.sweep import SweepReport, SweepRequest
+    from service.rotation import SweepReport, SweepRequest
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -175,7 +175,7 @@ def _pair_keys(settings: Settings, args: argparse.Namespace) -> tuple[SecretConf
 
 
 def _event(app: App, kind: EventType, *, key: RotationKey, **fields: object) -> AuditEvent:
-    from service.sweep import new_run_id
+    from service.engine.context import new_run_id
 
     return AuditEvent(
         event=kind,
@@ -298,11 +298,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         raise _bad(
             "--to-version", f"secret {secret.name!r} reads a {secret.source.kind} source; only KV v2 has versions"
         )
-    from service.sweep import SweepRequest, pinned
+    from service.engine.rotator import pinned
+    from service.rotation import SweepRequest
 
     with _app(settings) as app:
         app.require_schema()
-        at_version = pinned(secret, Pin(key=keys[0], version=version, operator=operator, reason=reason))
+        spec = settings.spec_of(secret)
+        at_version = pinned(spec, Pin(key=keys[0], version=version, operator=operator, reason=reason))
         credential = _read_version(app, at_version, version)
         for key in keys:
             pin = Pin(key=key, version=version, operator=operator, reason=reason)
@@ -326,7 +328,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
                 ),
             )
         request = SweepRequest(
-            secrets=[secret],
+            secrets=[settings.spec_of(secret)],
             targets=frozenset(key.target for key in keys),
             trigger=Trigger.ROLLBACK,
             operator=operator,
@@ -337,7 +339,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return _print_report(report)
 
 
-def _read_version(app: App, secret: SecretConfig, version: int) -> RegistryCredential:
+def _read_version(app: App, secret: SecretSpec, version: int) -> RegistryCredential:
     """Version ``version`` of the secret's source, or a ConfigError (exit 2) saying why Vault can't give it."""
     from service.errors import DependencyUnavailable
 
@@ -371,7 +373,7 @@ def cmd_unpin(args: argparse.Namespace) -> int:
     settings = _load(args)
     secret, keys = _pair_keys(settings, args)
     operator, reason = operator_of(args), (args.reason or "").strip() or None
-    from service.sweep import SweepRequest
+    from service.rotation import SweepRequest
 
     with _app(settings) as app:
         app.require_schema()
@@ -395,7 +397,7 @@ def cmd_unpin(args: argparse.Namespace) -> int:
         if not unpinned:
             return EXIT_OK
         request = SweepRequest(
-            secrets=[secret],
+            secrets=[settings.spec_of(secret)],
             targets=frozenset(key.target for key in unpinned),
             trigger=Trigger.MANUAL,
             operator=operator,
@@ -419,7 +421,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """``rotator plan``: a dry-run sweep, then AI Core asked read-only; a verdict per pair; nothing written."""
     from service import plan
     from service.cli import _select
-    from service.sweep import SweepRequest
+    from service.rotation import SweepRequest
 
     settings = _load(args)
     secrets = _select(settings, args.secret, args.target)
@@ -432,7 +434,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     }
     with _app(settings) as app:
         app.require_schema()
-        report = app.rotator.sweep(SweepRequest(secrets=secrets, trigger=Trigger.MANUAL, dry_run=True, targets=targets))
+        specs = [settings.spec_of(secret) for secret in secrets]
+        report = app.rotator.sweep(SweepRequest(secrets=specs, trigger=Trigger.MANUAL, dry_run=True, targets=targets))
         answers = plan.ask_targets(sorted({key.target for key in keys}), quota=lambda t: _quota(app, t))
         exists = plan.ask_exists(keys, answers=answers, get=lambda key: app.store(key.target).get(key.secret))
     verdicts = [

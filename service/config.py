@@ -33,7 +33,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from service.errors import ConfigError, ConfigIssue
 from service.model import (
+    OnUnreachable,
     RotationKey,
+    ScheduleSpec,
+    SecretSpec,
+    SourceSpec,
+    VerifyPolicy,
     format_duration,
     parse_duration,
     secret_name_problem,
@@ -199,6 +204,45 @@ class PreviousAuditKey(_Model):
     key: SecretRef
 
 
+class TransitSigning(_Model):
+    """Sign anchors with a Vault Transit key (type ed25519 or ecdsa): the key never leaves Vault."""
+
+    kind: Literal["transit"]
+    mount: str = "transit"
+    key: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
+
+
+class Ed25519Signing(_Model):
+    """Sign anchors with an Ed25519 private key (PEM, PKCS#8), referenced like every secret."""
+
+    kind: Literal["ed25519"]
+    key: SecretRef
+
+
+class AnchorVaultSink(_Model):
+    """A KV v2 path whose versions are the anchors (Vault's own audit log records each write)."""
+
+    mount: str = "secret"
+    path: str = "rotator/anchors"
+
+
+class AnchorsConfig(_Model):
+    """Where the signed chain head goes after each sweep that moved it."""
+
+    sinks: list[Literal["log", "file", "vault"]] = ["log"]
+    file: Path | None = None
+    vault: AnchorVaultSink = AnchorVaultSink()
+    signing: Annotated[TransitSigning | Ed25519Signing, Field(discriminator="kind")] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> AnchorsConfig:
+        if "file" in self.sinks and self.file is None:
+            raise ValueError('the "file" sink needs file = "/path/anchors.jsonl"')
+        if set(self.sinks) - {"log"} and self.signing is None:
+            raise ValueError("the file and vault sinks keep signed anchors: set signing (transit or ed25519)")
+        return self
+
+
 class AuditConfig(_Model):
     """The HMAC key that fingerprints credentials, and its id (written in every fingerprint)."""
 
@@ -217,6 +261,8 @@ class AuditConfig(_Model):
         if repeated:
             raise ValueError(f"previous_keys repeats key_id {', '.join(map(repr, repeated))}")
         return self
+
+    anchors: AnchorsConfig = AnchorsConfig()
 
 
 # --- targets, sources, secrets ---------------------------------------------------
@@ -261,6 +307,9 @@ class SourceConfig(_Model):
         pinned = f"@v{self.version}" if self.version else ""
         return f"{self.kind}:{self.mount.strip('/')}/{self.path.strip('/')}{pinned}"
 
+    def spec(self) -> SourceSpec:
+        return SourceSpec(**self.model_dump())
+
 
 class ScheduleConfig(_Model):
     """Exactly one of ``every`` (an interval) or ``cron`` (five fields)."""
@@ -287,6 +336,9 @@ class ScheduleConfig(_Model):
             if problem:
                 raise ValueError(f"bad cron expression {self.cron!r}: {problem}")
         return self
+
+    def spec(self) -> ScheduleSpec:
+        return ScheduleSpec(**self.model_dump())
 
     def describe(self) -> str:
         return (
@@ -333,9 +385,25 @@ class VerifyConfig(_Model):
     timeout: Duration = timedelta(seconds=10)
     ca_cert: Path | None = None
 
+    def spec(self) -> VerifyPolicy:
+        return VerifyPolicy(**{**self.model_dump(), "on_unreachable": OnUnreachable(self.on_unreachable)})
+
 
 class SecretConfig(_Model):
     """One AI Core Docker registry secret, fed by one source, kept on one or more targets."""
+
+    def spec(self, *, default_schedule: ScheduleConfig | None = None) -> SecretSpec:
+        """This entry as the use case sees it (plain values), with its schedule or the default one."""
+        schedule = self.schedule or default_schedule
+        return SecretSpec(
+            name=self.name,
+            targets=tuple(self.targets),
+            registries=tuple(self.registries),
+            source=self.source.spec(),
+            create_missing=self.create_missing,
+            verify=self.verify.spec(),
+            schedule=schedule.spec() if schedule is not None else None,
+        )
 
     name: str
     targets: list[str] = Field(min_length=1)
@@ -479,6 +547,17 @@ class Settings(BaseSettings):
     def windows_of(self, secret: SecretConfig) -> list[WindowConfig]:
         """The global windows and the secret's own."""
         return [*self.windows, *secret.windows]
+
+    def spec_of(self, secret: SecretConfig) -> SecretSpec:
+        """The entry as the use case sees it, with its resolved schedule (its own or the default)."""
+        return secret.spec(default_schedule=self.defaults.schedule)
+
+    def specs(self) -> list[SecretSpec]:
+        return [self.spec_of(secret) for secret in self.secrets]
+
+    def spec_pairs(self) -> dict[RotationKey, SecretSpec]:
+        """Every configured (target, secret) and the entry that feeds it, as the use case sees them."""
+        return {key: spec for spec in self.specs() for key in spec.pairs()}
 
     def pairs(self) -> dict[RotationKey, SecretConfig]:
         """Every configured (target, secret) and the ``[[secrets]]`` entry that feeds it.
@@ -772,6 +851,7 @@ def secret_refs(settings: Settings) -> list[tuple[str, SecretRef]]:
         ("database.password", settings.database.password),
         ("audit.key", settings.audit.key),
         ("http.token", settings.http.token),
+        ("audit.anchors.signing.key", _ed25519_key(settings.audit.anchors)),
     ]
     refs += [
         (f"audit.previous_keys[{index}] ({previous.key_id}).key", previous.key)
@@ -780,6 +860,10 @@ def secret_refs(settings: Settings) -> list[tuple[str, SecretRef]]:
     refs += [(f"targets.{name}.service_key", target.service_key) for name, target in settings.targets.items()]
     refs += [(f"notify.urls[{index}]", ref) for index, ref in enumerate(settings.notify.urls)]
     return [(where, ref) for where, ref in refs if ref is not None]
+
+
+def _ed25519_key(anchors: AnchorsConfig) -> SecretRef | None:
+    return anchors.signing.key if isinstance(anchors.signing, Ed25519Signing) else None
 
 
 def local_ref_issues(settings: Settings, *, environ: Mapping[str, str] | None = None) -> list[ConfigIssue]:

@@ -126,6 +126,12 @@ class Metrics:
             registry=r,
         )
         self.audit_head = Gauge("rotator_audit_chain_head_seq", "Sequence number of the audit chain head.", registry=r)
+        self.anchor_failures = Counter(
+            "rotator_audit_anchor_failures",
+            "Signed anchors not written, by sink (log, file, vault) or signing.",
+            ["sink"],
+            registry=r,
+        )
         self.sweep_duration = Histogram(
             "rotator_sweep_duration_seconds", "Duration of one sweep.", buckets=DURATION_BUCKETS, registry=r
         )

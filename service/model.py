@@ -10,7 +10,8 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NamedTuple
 
 MASK = "***"
@@ -77,6 +78,75 @@ class VerificationOutcome(enum.StrEnum):
     REGISTRY_UNREACHABLE = "registry_unreachable"
     UNEXPECTED = "unexpected"
     SKIPPED = "skipped"  # verification not configured
+
+
+class OnUnreachable(enum.StrEnum):
+    """What a write does when the registry cannot be asked (``verify.on_unreachable``)."""
+
+    FAIL = "fail"
+    PROCEED = "proceed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceSpec:
+    """One Vault location and the mapping of its fields: what the use case reads (``SourceConfig.spec()``)."""
+
+    kind: str  # "kv2", "kv1" or "dynamic"
+    mount: str
+    path: str
+    version: int | None = None  # KV v2 only: a pinned version
+    username_field: str = "username"
+    password_field: str = "password"  # noqa: S105 (a field name, not a password)
+    registry_field: str | None = None
+    expiry_field: str | None = None
+
+    @property
+    def ident(self) -> tuple[str, str, str, int | None]:
+        """Sources equal by this are read from the same place."""
+        return (self.kind, self.mount.strip("/"), self.path.strip("/"), self.version)
+
+    def describe(self) -> str:
+        pinned = f"@v{self.version}" if self.version else ""
+        return f"{self.kind}:{self.mount.strip('/')}/{self.path.strip('/')}{pinned}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyPolicy:
+    """How a credential is checked at its registry before it is written (``VerifyConfig.spec()``)."""
+
+    mode: str = "none"  # "none" or "registry"
+    canary_repository: str | None = None
+    on_unreachable: OnUnreachable = OnUnreachable.FAIL
+    recheck_every: timedelta | None = None
+    timeout: timedelta = timedelta(seconds=10)
+    ca_cert: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleSpec:
+    """A resolved schedule (the secret's own or ``[defaults.schedule]``): interval or cron."""
+
+    every: timedelta | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+    jitter: timedelta = timedelta(0)
+    max_phase: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecretSpec:
+    """One ``[[secrets]]`` entry as the use case sees it: plain values, no configuration library."""
+
+    name: str
+    targets: tuple[str, ...]
+    source: SourceSpec
+    registries: tuple[str, ...] = ()
+    create_missing: bool = False
+    verify: VerifyPolicy = VerifyPolicy()
+    schedule: ScheduleSpec | None = None
+
+    def pairs(self) -> list[RotationKey]:
+        return [RotationKey(target, self.name) for target in self.targets]
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +376,13 @@ def format_duration(value: timedelta) -> str:
     if ms:
         parts.append(f"{ms}ms")
     return sign + ("".join(parts) or "0s")
+
+
+def format_time(moment: datetime) -> str:
+    """A timezone-aware time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC (audit rows, anchors, exports)."""
+    if moment.tzinfo is None:
+        raise ValueError("audit times must be timezone-aware")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def short_fingerprint(fingerprint: str | None) -> str | None:

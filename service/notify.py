@@ -16,6 +16,7 @@ import queue
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -24,8 +25,8 @@ from service import logs
 from service.errors import ConfigError, ConfigIssue, RotatorError
 from service.model import Outcome, RotationKey
 from service.ports import RotationListener
-from service.rotation import RotationResult
-from service.sweep import SweepReport
+from service.rotation import Notice as EngineNotice
+from service.rotation import RotationResult, SweepReport
 
 log = logs.get_logger("rotator.notify")
 
@@ -234,6 +235,12 @@ class Notifier:
 
     def audit_write_failed(self, error: RotatorError) -> None:
         self._inner.audit_write_failed(error)
+
+    def noticed(self, notice: EngineNotice) -> None:
+        self._inner.noticed(notice)
+
+    def rotating(self, run_id: str, key: RotationKey) -> AbstractContextManager[None]:
+        return self._inner.rotating(run_id, key)
 
     def close(self, timeout: float = 10.0) -> None:
         """Send what is queued (bounded by ``timeout``), then stop the thread."""

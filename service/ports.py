@@ -22,22 +22,24 @@ from service.model import (
     RegistryCredential,
     RotationKey,
     RotationState,
+    SourceSpec,
     VerificationResult,
+    VerifyPolicy,
     WriteReceipt,
 )
 
 if TYPE_CHECKING:
-    from service.config import SourceConfig, VerifyConfig
+    from contextlib import AbstractContextManager
+
     from service.controls import Holds
     from service.errors import RotatorError
-    from service.rotation import RotationResult
-    from service.sweep import SweepReport
+    from service.rotation import Notice, RotationResult, SweepReport
 
 
 class CredentialSource(Protocol):
     """Reads registry credentials from Vault / OpenBao."""
 
-    def read(self, source: SourceConfig) -> RegistryCredential:
+    def read(self, source: SourceSpec) -> RegistryCredential:
         """Read one source now. Raises ``SourceError`` subclasses."""
         ...
 
@@ -126,7 +128,7 @@ class OperatorControls(Protocol):
 class RegistryVerifier(Protocol):
     """Checks a credential against a registry's v2 API before it is written."""
 
-    def verify(self, credential: RegistryCredential, *, registry: str, policy: VerifyConfig) -> VerificationResult: ...
+    def verify(self, credential: RegistryCredential, *, registry: str, policy: VerifyPolicy) -> VerificationResult: ...
 
 
 class RotationListener(Protocol):
@@ -137,3 +139,11 @@ class RotationListener(Protocol):
     def sweep_finished(self, report: SweepReport) -> None: ...
 
     def audit_write_failed(self, error: RotatorError) -> None: ...
+
+    def noticed(self, notice: Notice) -> None:
+        """Something an operator should hear about (the engine never logs itself)."""
+        ...
+
+    def rotating(self, run_id: str, key: RotationKey) -> AbstractContextManager[None]:
+        """Around one rotation: log lines inside name its run, secret and target."""
+        ...

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from service.config import SecretConfig, Settings
+from service.config import Settings
+from service.model import SecretSpec
 
 # Sections read once at start-up: a change is reported, not applied.
 RESTART_SECTIONS = ("vault", "database", "audit", "rotation", "http", "log", "instance")
@@ -38,15 +39,14 @@ def plan_reload(
     old: Settings,
     new: Settings,
     *,
-    old_groups: Mapping[str, Sequence[SecretConfig]],
-    new_groups: Mapping[str, Sequence[SecretConfig]],
+    old_groups: Mapping[str, Sequence[SecretSpec]],
+    new_groups: Mapping[str, Sequence[SecretSpec]],
 ) -> ReloadPlan:
     """Compare two validated configurations and the job groups built from each."""
     old_pairs, new_pairs = set(old.pairs()), set(new.pairs())
 
-    def changed(job: str) -> bool:  # its entries, or the schedule they use (maybe [defaults.schedule])
-        before, after = list(old_groups[job]), list(new_groups[job])
-        return before != after or old.schedule_of(before[0]) != new.schedule_of(after[0])
+    def changed(job: str) -> bool:  # its entries, or the schedule they use (resolved: maybe [defaults.schedule])
+        return list(old_groups[job]) != list(new_groups[job])
 
     return ReloadPlan(
         add=tuple(job for job in new_groups if job not in old_groups),

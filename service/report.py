@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 from service.model import Outcome, short_fingerprint
-from service.rotation import RotationResult
-from service.sweep import SweepReport
+from service.rotation import RotationResult, SweepReport
 
 
 def result_line(result: RotationResult) -> str:

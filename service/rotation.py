@@ -1,27 +1,29 @@
 """The rotation use case, part one: pure decisions and the values they work on.
 
 Nothing here does I/O or reads a clock: every function takes what it decides on,
-``now`` included. ``service.sweep`` runs these decisions against the ports.
+``now`` included. ``service.engine`` runs these decisions against the ports; the values a
+sweep is asked with and answers (``SweepRequest``, ``SweepReport``) live here too, so the
+ports, the listener and the command line depend on them without depending on the engine.
 """
 
 from __future__ import annotations
 
 import enum
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from service.dockerconfig import fingerprint
 from service.model import (
-    AuditEvent,
+    ChainHead,
     DockerConfigJson,
-    EventType,
     Fingerprint,
     Outcome,
     RegistryCredential,
     RotationKey,
     RotationState,
+    SecretSpec,
     Trigger,
     VerificationOutcome,
     VerificationResult,
@@ -197,44 +199,84 @@ def state_after(previous: RotationState | None, result: RotationResult, *, now: 
     return replace(checked, consecutive_failures=base.consecutive_failures + 1, last_error_code=result.error_code)
 
 
+def next_run_after(
+    outcome: Outcome,
+    *,
+    scheduled: datetime | None,
+    credential: RegistryCredential | None,
+    failures_before: int,
+    now: datetime,
+    fraction: float,
+    backoff: timedelta,
+    backoff_max: timedelta,
+    spread: float,
+) -> datetime | None:
+    """When the pair runs next, the one place this is decided.
+
+    A failure (or an unknown outcome) is tried again after a backoff that grows with the
+    failures in a row, never later than the schedule; otherwise the schedule, brought
+    forward to the credential's renewal deadline (dynamic leases, expiry fields).
+    """
+    if outcome in (Outcome.FAILED, Outcome.UNKNOWN):
+        retry = now + retry_delay(failures_before + 1, base=backoff, cap=backoff_max, spread=spread)
+        return min(scheduled, retry) if scheduled is not None else retry
+    if scheduled is None:
+        return None
+    return next_run(scheduled, credential, fraction=fraction)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EventContext:
-    """The fields every audit row of one rotation shares."""
+class SweepRequest:
+    """What one sweep is asked to do: these entries, on these targets, with these options."""
+
+    secrets: Sequence[SecretSpec]
+    trigger: Trigger = Trigger.SCHEDULE
+    targets: frozenset[str] | None = None
+    force: bool = False
+    dry_run: bool = False
+    due_by: datetime | None = None  # scheduled sweeps: skip what another replica already did
+    recheck: bool = False  # verify credentials already applied against their registry again
+    operator: str | None = None  # manual sweeps: the person who asked (audited beside the actor)
+    reason: str | None = None
+    ignore_pause: bool = False  # `once --ignore-pause`: rotate paused pairs too (each write says so)
+
+    def pairs(self) -> list[tuple[SecretSpec, RotationKey]]:
+        """Every (entry, pair) the request covers, in configuration order."""
+        return [
+            (secret, key)
+            for secret in self.secrets
+            for key in secret.pairs()
+            if self.targets is None or key.target in self.targets
+        ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SweepReport:
+    """What one sweep came to: a result per pair, and the chain head after it."""
 
     run_id: str
-    key: RotationKey
-    api_host: str
-    registries: tuple[str, ...]
     trigger: Trigger
-    actor: str
-    operator: str | None = None  # manual sweeps: the person, beside the worker's actor
-    reason: str | None = None
-    credential: RegistryCredential | None = None
-    fingerprint: str | None = None
-    previous_fingerprint: str | None = None
-    verification: str | None = None
+    results: list[RotationResult]
+    head: ChainHead | None
+    duration_ms: int
 
-    def event(self, kind: EventType, **fields: object) -> AuditEvent:
-        """An audit event of this rotation; ``fields`` add outcome details."""
-        source = self.credential.source if self.credential is not None else None
-        return AuditEvent(
-            event=kind,
-            run_id=self.run_id,
-            target=self.key.target,
-            api_host=self.api_host,
-            secret=self.key.secret,
-            registries=self.registries,
-            trigger=self.trigger,
-            actor=self.actor,
-            operator=self.operator,
-            reason=self.reason,
-            source_mount=source.mount if source else None,
-            source_path=source.path if source else None,
-            source_version=source.version if source else None,
-            vault_request_id=source.request_id if source else None,
-            registry_username=self.credential.username if self.credential is not None else None,
-            fingerprint=self.fingerprint,
-            previous_fingerprint=self.previous_fingerprint,
-            verification=self.verification,
-            **fields,  # type: ignore[arg-type]  # keyword names are AuditEvent's own
-        )
+    @property
+    def failed(self) -> list[RotationResult]:
+        return [result for result in self.results if result.failed]
+
+    def counts(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for result in self.results:
+            totals[result.outcome] = totals.get(result.outcome, 0) + 1
+        return totals
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something an operator should hear about during a rotation; the listener logs it (the engine never does)."""
+
+    event: str  # e.g. "rotation.state_not_saved"
+    level: str  # "info", "warning" or "error"
+    key: RotationKey | None = None
+    fields: Mapping[str, object] = field(default_factory=dict)
+    exception: BaseException | None = None  # a bug: the listener logs its traceback (without locals)

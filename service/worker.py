@@ -25,15 +25,15 @@ from typing import Any, NoReturn
 
 from service import logs
 from service.app import App
-from service.config import ScheduleConfig, SecretConfig, Settings
+from service.config import Settings
 from service.errors import ConfigError, DependencyUnavailable, RotatorError
 from service.health import Progress, liveness, wait_delay
 from service.http import HealthServer, Probes
-from service.model import Outcome, RotationKey, RotationState, Trigger
+from service.model import Outcome, RotationKey, RotationState, ScheduleSpec, SecretSpec, Trigger
 from service.reload import plan_reload
+from service.rotation import SweepReport, SweepRequest
 from service.scheduler import Scheduler, every, trigger_for
 from service.status import status_rows, summary
-from service.sweep import SweepReport, SweepRequest
 
 log = logs.get_logger("rotator.worker")
 
@@ -45,17 +45,17 @@ READY_CACHE_SECONDS = 3.0  # probes are answered from a recent check, as kopf's 
 WAIT_BASE, WAIT_CAP = timedelta(seconds=1), timedelta(seconds=30)
 
 
-def schedule_groups(settings: Settings) -> dict[str, list[SecretConfig]]:
+def schedule_groups(settings: Settings) -> dict[str, list[SecretSpec]]:
     """Job id -> the ``[[secrets]]`` entries it sweeps: one job per secret name and schedule.
 
     Entries that share a name (one pull-secret name, a robot account per tenant) share a job
     and its phase, so one sweep covers all their pairs; a name kept on two schedules gets a job
     for each (``rotate:NAME``, ``rotate:NAME~2``).
     """
-    by_schedule: dict[tuple[str, ScheduleConfig], list[SecretConfig]] = {}
-    for secret in settings.secrets:
-        by_schedule.setdefault((secret.name, settings.schedule_of(secret)), []).append(secret)
-    groups: dict[str, list[SecretConfig]] = {}
+    by_schedule: dict[tuple[str, ScheduleSpec | None], list[SecretSpec]] = {}
+    for secret in settings.specs():
+        by_schedule.setdefault((secret.name, secret.schedule), []).append(secret)
+    groups: dict[str, list[SecretSpec]] = {}
     seen: dict[str, int] = {}
     for (name, _), entries in by_schedule.items():
         seen[name] = seen.get(name, 0) + 1
@@ -79,7 +79,7 @@ class Worker:
         self._in_flight = 0
         self._http: HealthServer | None = None
         self._groups = schedule_groups(self.settings)
-        self._pairs = self.settings.pairs()
+        self._pairs = pairs_of(self._groups)
         self._job_of = jobs_of_pairs(self._groups)
         self._heartbeat_at: datetime | None = None
         self._stuck_since: datetime | None = None
@@ -152,7 +152,7 @@ class Worker:
         groups = schedule_groups(new)
         plan = plan_reload(self.settings, new, old_groups=self._groups, new_groups=groups)
         self.app.adopt(new, targets_changed=plan.targets_changed)
-        self.settings, self._groups, self._pairs = new, groups, new.pairs()
+        self.settings, self._groups, self._pairs = new, groups, pairs_of(groups)
         self._job_of = jobs_of_pairs(groups)
         for job in plan.remove:
             self.scheduler.remove(job)
@@ -244,13 +244,14 @@ class Worker:
 
     def _add_job(self, job: str) -> None:
         entries = self._groups[job]
-        schedule = self.settings.schedule_of(entries[0])
+        schedule = entries[0].schedule
+        assert schedule is not None, "resolved by Settings.spec_of"
         self.scheduler.add(job, trigger_for(schedule, entries[0].name), self.tick, job, Trigger.SCHEDULE)
 
     def _reschedule_rechecks(self) -> None:
         wanted = {
             _recheck_job(secret): secret
-            for secret in self.settings.secrets
+            for secret in pairs_specs(self._groups)
             if secret.verify.mode == "registry" and secret.verify.recheck_every is not None
         }
         for job in self.scheduler.job_ids():
@@ -259,7 +260,7 @@ class Worker:
         for secret in wanted.values():
             self._schedule_recheck(secret)
 
-    def _schedule_recheck(self, secret: SecretConfig) -> None:
+    def _schedule_recheck(self, secret: SecretSpec) -> None:
         if secret.source.kind == "dynamic":
             log.info(
                 "verify.recheck_skipped", secret=secret.name, reason="a dynamic source is verified at each rotation"
@@ -327,7 +328,7 @@ class Worker:
         )
         return self._sweep(request)
 
-    def recheck(self, secret: SecretConfig) -> SweepReport | None:
+    def recheck(self, secret: SecretSpec) -> SweepReport | None:
         """Verify the credential already applied against the registry again."""
         return self._sweep(SweepRequest(secrets=[secret], trigger=Trigger.SCHEDULE, recheck=True))
 
@@ -484,7 +485,17 @@ class Worker:
         return {**summary(rows), "rotations": rows}
 
 
-def jobs_of_pairs(groups: Mapping[str, list[SecretConfig]]) -> dict[RotationKey, str]:
+def pairs_of(groups: Mapping[str, list[SecretSpec]]) -> dict[RotationKey, SecretSpec]:
+    """Every pair the jobs sweep, and the entry that feeds it."""
+    return {key: secret for entries in groups.values() for secret in entries for key in secret.pairs()}
+
+
+def pairs_specs(groups: Mapping[str, list[SecretSpec]]) -> list[SecretSpec]:
+    """Every entry, in job order."""
+    return [secret for entries in groups.values() for secret in entries]
+
+
+def jobs_of_pairs(groups: Mapping[str, list[SecretSpec]]) -> dict[RotationKey, str]:
     """Which job sweeps each pair."""
     return {
         RotationKey(target, secret.name): job
@@ -494,7 +505,7 @@ def jobs_of_pairs(groups: Mapping[str, list[SecretConfig]]) -> dict[RotationKey,
     }
 
 
-def _recheck_job(secret: SecretConfig) -> str:
+def _recheck_job(secret: SecretSpec) -> str:
     return f"recheck:{secret.name}@{'+'.join(secret.targets)}"
 
 
@@ -505,9 +516,9 @@ def overdue(
     return [key for key in pairs if _due(states.get(key), now)]
 
 
-def _entries_of(keys: Iterable[RotationKey], pairs: Mapping[RotationKey, SecretConfig]) -> list[SecretConfig]:
+def _entries_of(keys: Iterable[RotationKey], pairs: Mapping[RotationKey, SecretSpec]) -> list[SecretSpec]:
     """The distinct ``[[secrets]]`` entries behind ``keys``, in configuration order."""
-    entries: dict[int, SecretConfig] = {}
+    entries: dict[int, SecretSpec] = {}
     for key in keys:
         secret = pairs[key]
         entries.setdefault(id(secret), secret)

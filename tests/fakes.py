@@ -6,6 +6,7 @@ against real servers elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -13,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from service.audit.chain import GENESIS, chain
-from service.config import SourceConfig, VerifyConfig
 from service.controls import Holds, Pause, Pin
 from service.errors import AuditUnavailable, RotatorError, SecretNotFound, SourceError
 from service.model import (
@@ -27,8 +27,10 @@ from service.model import (
     RotationKey,
     RotationState,
     SourceInfo,
+    SourceSpec,
     VerificationOutcome,
     VerificationResult,
+    VerifyPolicy,
     WriteReceipt,
 )
 from service.ports import (
@@ -40,6 +42,7 @@ from service.ports import (
     SecretStore,
     StateStore,
 )
+from service.rotation import Notice
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -84,7 +87,7 @@ class FakeSource:
         self.versions[path] = self.versions.get(path, 0) + 1
         self.history[(path, self.versions[path])] = (username, password)
 
-    def read(self, source: SourceConfig) -> RegistryCredential:
+    def read(self, source: SourceSpec) -> RegistryCredential:
         self.reads.append(source.path)
         entry = self.entries.get(source.path)
         if source.version is not None:  # a pinned read (rollback): that version or nothing
@@ -237,7 +240,7 @@ class FakeVerifier:
     outcomes: dict[str, VerificationOutcome] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
 
-    def verify(self, credential: RegistryCredential, *, registry: str, policy: VerifyConfig) -> VerificationResult:
+    def verify(self, credential: RegistryCredential, *, registry: str, policy: VerifyPolicy) -> VerificationResult:
         self.calls.append(registry)
         if policy.mode == "none":
             return VerificationResult(VerificationOutcome.SKIPPED, registry)
@@ -250,6 +253,13 @@ class RecordingListener:
     results: list[object] = field(default_factory=list)
     reports: list[object] = field(default_factory=list)
     audit_failures: list[RotatorError] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+
+    def noticed(self, notice: Notice) -> None:
+        self.notices.append(notice)
+
+    def rotating(self, run_id: str, key: RotationKey) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
 
     def rotation_finished(self, result: object) -> None:
         self.results.append(result)

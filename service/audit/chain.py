@@ -13,23 +13,16 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from service.audit.tables import CURRENT_FORMAT, HASHED_COLUMNS, HASHED_COLUMNS_V1
 from service.errors import AuditError
-from service.model import AuditEvent, AuditRecord, ChainHead, EventType, Trigger
+from service.model import AuditEvent, AuditRecord, ChainHead, EventType, Trigger, format_time
 
 GENESIS = "0" * 64
 # A row by column name: a dict, or SQLAlchemy's RowMapping (whose key type is wider than str).
 RowLike = Mapping[Any, Any]
-
-
-def format_time(moment: datetime) -> str:
-    """A timezone-aware time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC."""
-    if moment.tzinfo is None:
-        raise ValueError("audit times must be timezone-aware")
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 # One encoder, reused: no whitespace, UTF-8 text as is, no NaN. Keys are inserted in sorted

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, RowMapping
 
 from service.audit.db import translated, where
-from service.audit.tables import audit_events
+from service.audit.tables import audit_chain_head, audit_events
 from service.model import ChainHead, parse_duration
 
 EXPORT_BATCH = 2000
@@ -36,6 +37,7 @@ class AuditFilter:
     operators: Sequence[str] = ()
     since: datetime | None = None
     until: datetime | None = None
+    after_seq: int | None = None  # export's resumable cursor: rows with a greater seq
 
 
 def conditions(chosen: AuditFilter) -> list[sa.ColumnElement[bool]]:
@@ -55,6 +57,8 @@ def conditions(chosen: AuditFilter) -> list[sa.ColumnElement[bool]]:
         clauses.append(c.recorded_at >= chosen.since)
     if chosen.until is not None:
         clauses.append(c.recorded_at < chosen.until)
+    if chosen.after_seq is not None:
+        clauses.append(c.seq > chosen.after_seq)
     return clauses
 
 
@@ -99,6 +103,12 @@ def list_events(engine: Engine, chosen: AuditFilter, *, limit: int) -> list[RowM
         return list(conn.execute(query).mappings())
 
 
+def head_seq(engine: Engine) -> int:
+    """The seq of the chain head (0 for an empty trail)."""
+    with translated(f"read the audit chain head at {where(engine)}"), engine.connect() as conn:
+        return int(conn.execute(sa.select(audit_chain_head.c.seq)).scalar() or 0)
+
+
 def event_or_run(engine: Engine, ident: str) -> list[RowMapping]:
     """The event with sequence number ``ident``, or every event of run ``ident``, oldest first."""
     c = audit_events.c
@@ -109,14 +119,19 @@ def event_or_run(engine: Engine, ident: str) -> list[RowMapping]:
 
 
 @contextlib.contextmanager
-def streamed(engine: Engine, chosen: AuditFilter, *, batch: int = EXPORT_BATCH) -> Iterator[Iterator[RowMapping]]:
+def streamed(engine: Engine, chosen: AuditFilter, *, batch: int = EXPORT_BATCH) -> Iterator[Iterator[dict[str, Any]]]:
     """Matching events oldest first, fetched ``batch`` rows at a time through a server-side cursor."""
     query = sa.select(audit_events).where(*conditions(chosen)).order_by(audit_events.c.seq)
     with translated(f"export audit events at {where(engine)}"), engine.connect() as conn:
         result = conn.execution_options(yield_per=batch).execute(query)
-        yield _translated_rows(result.mappings())
+        try:
+            yield _translated_rows(tuple(result.keys()), result)
+        finally:  # a reader that stops early (a broken pipe) must not leave the server-side cursor open
+            result.close()
 
 
-def _translated_rows(rows: Iterator[RowMapping]) -> Iterator[RowMapping]:
+def _translated_rows(names: tuple[str, ...], rows: Iterable[Sequence[Any]]) -> Iterator[dict[str, Any]]:
+    """Plain dicts zipped from tuples: about twice as fast to read as RowMapping."""
     with translated("export audit events"):
-        yield from rows
+        for values in rows:
+            yield dict(zip(names, values, strict=True))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -56,8 +56,12 @@ class VerifyResult:
 class ChainWalker:
     """Checks rows fed in ``seq`` order; remembers only the previous row's place and hash."""
 
-    def __init__(self, *, anchor: ChainHead | None = None) -> None:
-        self.anchor = anchor
+    def __init__(self, *, anchor: ChainHead | None = None, anchors: Iterable[ChainHead] = ()) -> None:
+        heads = [*anchors, *([anchor] if anchor else [])]
+        self.anchor = max(heads, key=lambda head: head.seq) if heads else None  # the newest: it pins the most
+        self.anchored: dict[int, set[str]] = {}
+        for head in heads:
+            self.anchored.setdefault(head.seq, set()).add(head.row_hash)
         self.rows_checked = 0
         self.last: ChainHead | None = None
 
@@ -83,7 +87,7 @@ class ChainWalker:
             return _changed_or_moved(row)
         if row["prev_hash"] != (self.last.row_hash if self.last else GENESIS):
             return _broken_link(seq)
-        if self.anchor and seq == self.anchor.seq and row["row_hash"] != self.anchor.row_hash:
+        if self.anchored and seq in self.anchored and self.anchored[seq] != {row["row_hash"]}:
             detail = f"row {seq}'s row_hash differs from the anchor: the chain up to {seq} was rewritten"
             return ChainProblem(seq, ProblemKind.CHANGED, detail)
         return None
@@ -129,9 +133,11 @@ def _head_mismatch(recorded: ChainHead, last: ChainHead | None) -> ChainProblem:
     return ChainProblem(last_seq, ProblemKind.HEAD_MISMATCH, detail)
 
 
-def verify_chain(engine: Engine, *, anchor: ChainHead | None = None, batch: int = BATCH) -> VerifyResult:
-    """Recompute the whole chain in bounded memory; stop at the first problem."""
-    walker = ChainWalker(anchor=anchor)
+def verify_chain(
+    engine: Engine, *, anchor: ChainHead | None = None, anchors: Iterable[ChainHead] = (), batch: int = BATCH
+) -> VerifyResult:
+    """Recompute the whole chain in bounded memory; stop at the first problem; hold every anchored head."""
+    walker = ChainWalker(anchor=anchor, anchors=anchors)
     with translated(f"verify the audit trail at {where(engine)}"), _snapshot(engine) as conn:
         recorded = conn.execute(sa.select(audit_chain_head.c.seq, audit_chain_head.c.row_hash)).first()
         rows = conn.execution_options(yield_per=batch).execute(sa.select(audit_events).order_by(audit_events.c.seq))

@@ -28,7 +28,7 @@ from service.logs import MASK, redact_text
 from service.model import VerificationOutcome, VerificationResult
 
 if TYPE_CHECKING:
-    from service.config import VerifyConfig
+    from service.model import VerifyPolicy
 
 _ERROR_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _TIMEOUT_KINDS = {
@@ -167,7 +167,7 @@ def result_of(finding: Finding, *, registry: str, secrets: tuple[str, ...]) -> V
     return VerificationResult(finding.outcome, registry, sanitise(finding.detail, *secrets), finding.status)
 
 
-def permits_write(result: VerificationResult, *, policy: VerifyConfig) -> bool:
+def permits_write(result: VerificationResult, *, policy: VerifyPolicy) -> bool:
     """Whether the PATCH may go ahead: ok or skipped; unreachable only with ``on_unreachable = "proceed"``."""
     if result.ok:
         return True

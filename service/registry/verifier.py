@@ -28,9 +28,8 @@ from types import TracebackType
 import httpx
 
 from service import __version__
-from service.config import VerifyConfig
 from service.logs import get_logger
-from service.model import RegistryCredential, VerificationOutcome, VerificationResult
+from service.model import RegistryCredential, VerificationOutcome, VerificationResult, VerifyPolicy
 from service.registry import endpoints
 from service.registry.challenge import Challenge, parse_challenges, preferred
 from service.registry.classify import (
@@ -85,7 +84,7 @@ class RegistryVerifier:
         self._clients: dict[Path | None, httpx.Client] = {}
         self._lock = threading.Lock()
 
-    def verify(self, credential: RegistryCredential, *, registry: str, policy: VerifyConfig) -> VerificationResult:
+    def verify(self, credential: RegistryCredential, *, registry: str, policy: VerifyPolicy) -> VerificationResult:
         """Ask ``registry`` whether it accepts ``credential``; classify the answer, never raise for it."""
         if policy.mode == "none":
             return VerificationResult(VerificationOutcome.SKIPPED, registry, "verification is not configured")
@@ -148,7 +147,7 @@ class _Attempt:
     """One verification: the requests of one credential against one registry."""
 
     def __init__(
-        self, verifier: RegistryVerifier, credential: RegistryCredential, *, registry: str, policy: VerifyConfig
+        self, verifier: RegistryVerifier, credential: RegistryCredential, *, registry: str, policy: VerifyPolicy
     ) -> None:
         self._verifier = verifier
         self._credential = credential

@@ -3,8 +3,8 @@
 - ``connect(config, read_local=...)`` builds the client and logs in: a ``VaultSession``
   (login, ``maintain()`` renewal, ``check()``, ``revoke()`` at shutdown).
 - ``VaultSource(session=..., clock=...)`` reads sources into ``RegistryCredential`` values
-  (``service.ports.CredentialSource``), one field of a KV secret (``read_ref``), and gives
-  a per-sweep reader that reads each source once (``for_sweep()``).
+  (``service.ports.CredentialSource``) and one field of a KV secret (``read_ref``); the
+  engine reads each source once per sweep (``service.engine.once``).
 
 Every error is a ``service.errors.SourceError`` subclass; no hvac or requests exception
 leaves this package.
@@ -13,13 +13,12 @@ leaves this package.
 from service.vault.mapping import Location, RawSecret, map_credential, parse_expiry, text_field
 from service.vault.renewal import Step, TokenLease, next_step, renewal_due
 from service.vault.session import VaultSession, connect
-from service.vault.source import SweepReads, VaultSource
+from service.vault.source import VaultSource
 
 __all__ = [
     "Location",
     "RawSecret",
     "Step",
-    "SweepReads",
     "TokenLease",
     "VaultSession",
     "VaultSource",

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from service.config import SourceConfig
 from service.errors import FieldError, SourceVersionDeleted
-from service.model import MASK, RegistryCredential, SourceInfo
+from service.model import MASK, RegistryCredential, SourceInfo, SourceSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +26,7 @@ class Location:
     version: int | None = None
 
     @classmethod
-    def of(cls, source: SourceConfig) -> Location:
+    def of(cls, source: SourceSpec) -> Location:
         return cls(kind=source.kind, mount=source.mount.strip("/"), path=source.path.strip("/"), version=source.version)
 
     @property
@@ -116,7 +115,7 @@ def _rfc3339(text: str) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def map_credential(raw: RawSecret, source: SourceConfig) -> RegistryCredential:
+def map_credential(raw: RawSecret, source: SourceSpec) -> RegistryCredential:
     """Turn the fields of one read into a credential, following the source's field mapping."""
     at = Location.of(source)
     return RegistryCredential(
@@ -129,7 +128,7 @@ def map_credential(raw: RawSecret, source: SourceConfig) -> RegistryCredential:
     )
 
 
-def credential_expiry(raw: RawSecret, source: SourceConfig, *, at: Location) -> datetime | None:
+def credential_expiry(raw: RawSecret, source: SourceSpec, *, at: Location) -> datetime | None:
     """The mapped expiry field; without one, the end of a dynamic source's lease."""
     name = source.expiry_field
     if name is None:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from service.config import SecretRef, Settings, SourceConfig, VaultRef, secret_refs
+from service.model import SourceSpec
 
 # Vault's capability names in its documentation's order; rendered in this order.
 CAPABILITIES = ("create", "read", "update", "patch", "delete", "list", "sudo", "deny")
@@ -64,10 +65,29 @@ def token_grants(settings: Settings) -> Iterable[Grant]:
     yield Grant("auth/token/revoke-self", ("update",), ("vault session: revoked at shutdown",))
 
 
-GRANT_SOURCES: tuple[GrantSource, ...] = (source_grants, reference_grants, token_grants)
+def anchor_grants(settings: Settings) -> Iterable[Grant]:
+    """Signed audit anchors: the Transit key that signs them, the KV v2 path they are written to."""
+    from service.config import TransitSigning
+
+    anchors = settings.audit.anchors
+    if isinstance(anchors.signing, TransitSigning):
+        mount, key = anchors.signing.mount.strip("/"), anchors.signing.key
+        yield Grant(f"{mount}/sign/{key}", ("update",), ("audit.anchors.signing: the worker signs the chain head",))
+        yield Grant(f"{mount}/keys/{key}", ("read",), ("audit.anchors.signing: verify reads the public key",))
+    if "vault" in anchors.sinks:
+        mount, path = anchors.vault.mount.strip("/"), anchors.vault.path.strip("/")
+        yield Grant(
+            f"{mount}/data/{path}",
+            ("create", "read", "update"),
+            ("audit.anchors.vault: each anchor is a new version; verify reads them",),
+        )
+        yield Grant(f"{mount}/metadata/{path}", ("read",), ("audit.anchors.vault: verify lists the versions",))
 
 
-def source_path(source: SourceConfig) -> str:
+GRANT_SOURCES: tuple[GrantSource, ...] = (source_grants, reference_grants, token_grants, anchor_grants)
+
+
+def source_path(source: SourceConfig | SourceSpec) -> str:
     mount, path = source.mount.strip("/"), source.path.strip("/")
     return f"{mount}/data/{path}" if source.kind == "kv2" else f"{mount}/{path}"
 

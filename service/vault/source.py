@@ -1,25 +1,23 @@
 """Registry credentials read from Vault: KV v2 (current or pinned version), KV v1, dynamic leases.
 
-``VaultSource.read`` implements ``service.ports.CredentialSource``. ``VaultSource.for_sweep()``
-gives a reader that reads each source once per sweep however many secrets and targets
-share it; ``read_ref`` reads one field of a KV secret (audit HMAC key, service keys).
+``VaultSource.read`` implements ``service.ports.CredentialSource`` (the engine reads each
+source once per sweep, ``service.engine.once``); ``read_ref`` reads one field of a KV secret
+(audit HMAC key, service keys).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import hvac
 import hvac.exceptions
 
-from service.config import SourceConfig, VaultRef
+from service.config import VaultRef
 from service.errors import SourceNotFound
 from service.logs import get_logger
-from service.model import RegistryCredential, SourceInfo
+from service.model import RegistryCredential, SourceInfo, SourceSpec
 from service.vault.mapping import Location, RawSecret, deleted_version, deletion_metadata, map_credential, text_field
 from service.vault.session import VaultSession
 
@@ -36,7 +34,7 @@ class VaultSource:
         self._session = session
         self._clock = clock
 
-    def read(self, source: SourceConfig) -> RegistryCredential:
+    def read(self, source: SourceSpec) -> RegistryCredential:
         """Read one source now and map its fields. Raises ``SourceError`` subclasses."""
         return map_credential(self.fetch(source), source)
 
@@ -45,11 +43,7 @@ class VaultSource:
         at = Location(kind=f"kv{ref.kv_version}", mount=ref.mount.strip("/"), path=ref.path.strip("/"))
         return text_field(self._fetch_at(at).data, ref.field, at=at)
 
-    def for_sweep(self) -> SweepReads:
-        """A reader for one sweep: one Vault read per source, shared by every secret using it."""
-        return SweepReads(self)
-
-    def fetch(self, source: SourceConfig) -> RawSecret:
+    def fetch(self, source: SourceSpec) -> RawSecret:
         """The raw fields of one read of ``source`` and where they came from."""
         return self._fetch_at(Location.of(source))
 
@@ -121,38 +115,7 @@ def _info(
     )
 
 
-class SweepReads:
-    """Serves one sweep: each source (by ``SourceConfig.ident``) is read from Vault once.
-
-    Secrets that share a Vault location but map different fields share the read and
-    map their own fields. A failed read fails every secret that uses it, with the same
-    error. Thread-safe: concurrent readers of one source wait for the one read.
-    """
-
-    def __init__(self, source: VaultSource) -> None:
-        self._source = source
-        self._lock = threading.Lock()
-        self._reads: dict[tuple[str, str, str, int | None], Future[RawSecret]] = {}
-
-    def read(self, source: SourceConfig) -> RegistryCredential:
-        """The credential of ``source``, from this sweep's one read of its Vault location."""
-        return map_credential(self._fetch(source), source)
-
-    def _fetch(self, source: SourceConfig) -> RawSecret:
-        with self._lock:
-            pending = self._reads.get(source.ident)
-            mine = pending is None
-            if pending is None:
-                pending = self._reads[source.ident] = Future()
-        if mine:
-            try:
-                pending.set_result(self._source.fetch(source))
-            except Exception as e:  # noqa: BLE001 (handed to every waiter, re-raised by result())
-                pending.set_exception(e)
-        return pending.result()
-
-
 if TYPE_CHECKING:
 
-    def _implements_the_port(source: VaultSource, sweep: SweepReads) -> tuple[CredentialSource, CredentialSource]:
-        return source, sweep  # mypy checks that both readers satisfy service.ports.CredentialSource
+    def _implements_the_port(source: VaultSource) -> CredentialSource:
+        return source  # mypy checks that the reader satisfies service.ports.CredentialSource

@@ -106,9 +106,7 @@ def test_audit_export_into_a_missing_folder_names_the_path(
     """`audit export -o` into a folder that does not exist: exit 2, one line naming the folder; no file made."""
     target = tmp_path / "missing" / "trail.jsonl"
     assert cli.main(["audit", "export", "-c", str(config), "-o", str(target)]) == 2
-    assert plain(capsys.readouterr().err) == [
-        f"error: command line: --output: folder {tmp_path / 'missing'} does not exist"
-    ]
+    assert plain(capsys.readouterr().err) == [f"error: cannot write the export to {target}: No such file or directory"]
     assert not (tmp_path / "missing").exists()
 
 
@@ -117,7 +115,7 @@ def test_audit_export_onto_a_folder_names_the_path(
 ) -> None:
     """`audit export -o` naming a directory: exit 2, one line saying why the file cannot be written."""
     assert cli.main(["audit", "export", "-c", str(config), "-o", str(tmp_path)]) == 2
-    assert plain(capsys.readouterr().err) == [f"error: command line: --output: cannot write {tmp_path}: Is a directory"]
+    assert plain(capsys.readouterr().err) == [f"error: cannot write the export to {tmp_path}: Is a directory"]
 
 
 def test_as_processes_status_and_export_refusals_show_no_traceback(config: Path, tmp_path: Path) -> None:

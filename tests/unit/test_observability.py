@@ -16,9 +16,8 @@ from service.metrics import Metrics
 from service.model import ChainHead, Outcome, RotationKey, RotationState, Trigger
 from service.observe import Observer
 from service.report import render_results
-from service.rotation import RotationResult
+from service.rotation import RotationResult, SweepReport
 from service.status import render_table, status_rows
-from service.sweep import SweepReport
 from tests.fakes import NOW
 from tests.unit.test_sweep import secret
 

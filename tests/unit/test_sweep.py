@@ -10,9 +10,19 @@ from datetime import timedelta
 import pytest
 
 from service.config import SecretConfig, SourceConfig, VerifyConfig
+from service.engine import Rotator, RotatorOptions
 from service.errors import AICoreError, Forbidden, SourceNotFound
-from service.model import EventType, LeaseGrant, Outcome, RotationKey, RotationState, Trigger, VerificationOutcome
-from service.sweep import Rotator, RotatorOptions, SweepRequest
+from service.model import (
+    EventType,
+    LeaseGrant,
+    Outcome,
+    RotationKey,
+    RotationState,
+    SecretSpec,
+    Trigger,
+    VerificationOutcome,
+)
+from service.rotation import SweepRequest
 from tests.fakes import NOW, FakeAudit, FakeClock, FakeSource, FakeState, FakeStore, FakeVerifier, RecordingListener
 
 SENTINEL = "SENTINEL-registry-password-7f3a"
@@ -20,10 +30,10 @@ SENTINEL = "SENTINEL-registry-password-7f3a"
 
 def secret(
     name: str = "acme-registry", *, targets: tuple[str, ...] = ("eu",), path: str = "registries/acme", **kwargs: object
-) -> SecretConfig:
+) -> SecretSpec:
     return SecretConfig(
         name=name, targets=list(targets), registries=["registry.acme.example"], source=SourceConfig(path=path), **kwargs
-    )  # type: ignore[arg-type]
+    ).spec()  # type: ignore[arg-type]
 
 
 class World:
@@ -347,7 +357,7 @@ def test_same_path_with_other_fields_is_another_source(world: World) -> None:
         targets=["eu"],
         registries=["registry.acme.example"],
         source=SourceConfig(path="registries/acme", password_field="token"),
-    )
+    ).spec()
     world.stores["eu"].existing.add("token-registry")
     world.sweep(secret(), token_mapped)
     assert world.source.reads == ["registries/acme"] * 3
@@ -362,3 +372,17 @@ def test_failed_rotation_is_retried_soon_not_next_period(world: World) -> None:
     world.clock.advance(timedelta(minutes=1))
     (again,) = world.sweep().results
     assert world.clock.now + timedelta(seconds=30) <= again.next_run_at <= world.clock.now + timedelta(seconds=60)
+
+
+def test_failed_row_keeps_ai_cores_own_code_beside_ours(world: World) -> None:
+    """A failed write records our class code in error_code and AI Core's body code in aicore_error_code."""
+    world.stores["eu"].fail_with["acme-registry"] = Forbidden(
+        "this identity may not edit", status=403, error_code="ForbiddenAccess"
+    )
+    world.sweep(secret())
+    (failed,) = world.audit.events(EventType.FAILED)
+    assert (failed.error_code, failed.aicore_error_code, failed.http_status) == (
+        "aicore_forbidden",
+        "ForbiddenAccess",
+        403,
+    )

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.config import SecretConfig, VerifyConfig, WindowConfig
+from service.config import VerifyConfig, WindowConfig
 from service.controls import Pause, Pin, Scope
-from service.model import EventType, Outcome, RotationKey, Trigger, VerificationOutcome
+from service.engine import Rotator, RotatorOptions
+from service.model import EventType, Outcome, RotationKey, SecretSpec, Trigger, VerificationOutcome
 from service.report import result_line
+from service.rotation import SweepReport, SweepRequest
 from service.status import render_table, status_rows
-from service.sweep import Rotator, SweepReport, SweepRequest
 from service.windows import blocked
 from tests.fakes import FakeControls
 from tests.unit.test_sweep import World, secret
@@ -27,6 +28,10 @@ class ControlledWorld(World):
     def __init__(self) -> None:
         super().__init__()
         self.controls = FakeControls()
+        self.rewire(self.rotator._options)
+
+    def rewire(self, options: RotatorOptions) -> None:
+        """A new rotator over the same fakes, with ``options``."""
         self.rotator.close()
         self.rotator = Rotator(
             source=self.source,
@@ -36,11 +41,11 @@ class ControlledWorld(World):
             verifier=self.verifier,
             listener=self.listener,
             clock=self.clock,
-            options=self.rotator._options,
+            options=options,
             controls=self.controls,
         )
 
-    def run(self, *secrets: SecretConfig, **kwargs: object) -> SweepReport:
+    def run(self, *secrets: SecretSpec, **kwargs: object) -> SweepReport:
         request = SweepRequest(secrets=list(secrets) or [secret(targets=("eu", "us"))], **kwargs)  # type: ignore[arg-type]
         return self.rotator.sweep(request)
 
@@ -148,7 +153,7 @@ def test_recovery_does_not_rotate_a_paused_pair_again(world: ControlledWorld) ->
     [intent, _] = world.audit.records
     world.audit.records.pop()  # the outcome never made it: the intent is open
     world.controls.pauses.append(_pause(Scope()))
-    report = world.rotator.recover({"acme-registry": secret()})
+    report = world.rotator.recover({EU: secret()})
     assert [result.outcome for result in report.results] == [Outcome.INTERRUPTED]
     assert world.audit.events()[-1].event is EventType.INTERRUPTED
     assert world.stores["eu"].calls == [("PATCH", "acme-registry")]
@@ -188,7 +193,7 @@ def test_a_pause_of_one_secret_leaves_the_others(world: ControlledWorld) -> None
 def test_a_run_inside_a_deny_window_is_deferred_to_its_end(world: ControlledWorld) -> None:
     """Inside a deny window: ``deferred``, nothing read or written, the state's next run is the window's end."""
     window = WindowConfig(kind="deny", cron="0 11 * * *", duration="2h")  # type: ignore[arg-type]
-    world.rotator._options = replace(world.rotator._options, window_block=lambda s, now: blocked([window], now))
+    world.rewire(replace(world.rotator._options, window_block=lambda s, now: blocked([window], now)))
     world.clock.now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     [result] = world.run(secret()).results
     end = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ import pytest
 
 from service.config import SourceConfig
 from service.model import Outcome
-from service.sweep import SweepRequest
+from service.rotation import SweepRequest
 from tests.unit.test_sweep import World, secret
 
 

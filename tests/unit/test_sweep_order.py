@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+from service.engine.concurrency import interleave_by_target
 from service.model import RotationKey
-from service.sweep import interleave_by_target
 from tests.unit.test_sweep import World, secret
 
 

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from service.engine.steps import SECRET_MISSING
 from service.errors import AuditUnavailable, OutcomeUnknown
 from service.model import EventType, Outcome, RotationKey, Trigger
-from service.sweep import SECRET_MISSING
 from tests.unit.test_sweep import World, secret
 
 KEY = RotationKey("eu", "acme-registry")
@@ -168,3 +168,21 @@ def test_an_intent_held_by_a_live_owner_is_looked_at_again_later(world: World) -
     world.state.release(list(grants.values()))
     (result,) = world.rotator.recover({KEY: secret()}).results
     assert result.outcome is Outcome.APPLIED
+
+
+def test_an_intent_closed_by_its_owner_after_the_read_is_left_alone(world: World) -> None:
+    """Reconciliation read the intent as open, but its owner closed it and released the lease before our claim."""
+    world.sweep()  # intent + applied, lease released
+    intent = world.audit.records[0]
+    real_open = world.audit.open_intents
+    calls = []
+
+    def stale_first_read(*, after: int = 0):  # type: ignore[no-untyped-def]
+        calls.append(after)
+        return [intent] if len(calls) == 1 else real_open(after=after)  # the first read predates the outcome
+
+    world.audit.open_intents = stale_first_read  # type: ignore[method-assign]
+    report = world.rotator.recover({KEY: secret()}, trigger=Trigger.RECONCILE)
+    assert report.results == []
+    assert kinds(world) == [EventType.INTENT, EventType.APPLIED]  # no false `interrupted`
+    assert world.state.leases == {}  # the claim was given back

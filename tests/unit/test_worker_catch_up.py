@@ -69,10 +69,12 @@ def test_one_name_on_three_targets_with_three_sources_schedules_every_pair() -> 
     }
     [(job, group)] = schedule_groups(worker.settings).items()
     assert job == "rotate:reg-000"
-    assert group == entries  # one job sweeps all three entries, so all three pairs rotate
+    specs = worker.settings.specs()
+    assert group == specs  # one job sweeps all three entries, so all three pairs rotate
+    assert [spec.source.path for spec in specs] == [entry.source.path for entry in entries]
     worker._catch_up()
     [(_, _, (request,))] = worker.scheduler.once_jobs  # type: ignore[attr-defined]
-    assert request.secrets == entries
+    assert request.secrets == specs
 
 
 def test_a_name_on_two_schedules_gets_a_job_for_each() -> None:
@@ -83,8 +85,8 @@ def test_a_name_on_two_schedules_gets_a_job_for_each() -> None:
     slow = secret("reg-000", "us", path="b")
     worker = worker_for([fast, slow], {})
     assert {job: [e.targets for e in group] for job, group in schedule_groups(worker.settings).items()} == {
-        "rotate:reg-000": [["eu"]],
-        "rotate:reg-000~2": [["us"]],
+        "rotate:reg-000": [("eu",)],
+        "rotate:reg-000~2": [("us",)],
     }
 
 

@@ -30,5 +30,13 @@ def test_the_rendered_value_and_the_request_are_dropped_after_the_patch(rig: Rig
     mine = rig.emulator.url
     requests = [r for r in live(httpx.Request) if r.method == "PATCH" and str(r.url).startswith(mine)]
     assert requests == []
-    responses = [r for r in live(httpx.Response) if r.request.method == "PATCH" and str(r.request.url).startswith(mine)]
+    responses = [r for r in live(httpx.Response) if _patch_to(r, mine)]
     assert responses == []
+
+
+def _patch_to(response: httpx.Response, base: str) -> bool:
+    try:
+        request = response.request
+    except RuntimeError:  # a response built without a request (other tests' fakes)
+        return False
+    return request.method == "PATCH" and str(request.url).startswith(base)

@@ -36,6 +36,7 @@ def trail(store: AuditStore) -> list[AuditRecord]:
         intent_seq=3,
         http_status=403,
         error_code="aicore_forbidden",
+        aicore_error_code="ForbiddenAccess",
     )
     records += store.append([failed])
     manual = {"run_id": "run-b", "secret": LONG_SECRET, "actor": "rotator-1/0.1.0", "trigger": Trigger.MANUAL}
@@ -160,6 +161,8 @@ def test_list_table_fits_a_terminal(engine: Engine, trail: list[AuditRecord]) ->
     assert digest not in text
     assert LONG_SECRET not in text
     assert LONG_SECRET[:20] in lines[1]
+    assert "AI CORE CODE" in lines[0]
+    assert "ForbiddenAccess" in lines[3]
 
 
 def test_show_one_event_and_a_run(engine: Engine, trail: list[AuditRecord]) -> None:
@@ -168,6 +171,8 @@ def test_show_one_event_and_a_run(engine: Engine, trail: list[AuditRecord]) -> N
     assert commands.audit_show(engine, ident="4", fmt="text", out=out) == 0
     text = out.getvalue()
     assert "aicore_forbidden" in text
+    assert "aicore_error_code" in text
+    assert "ForbiddenAccess" in text
     assert trail[3].row_hash in text
     assert text.count("\nseq") == 0
     out = io.StringIO()

@@ -9,9 +9,9 @@ import pytest
 
 from service.cli import main
 from service.dockerconfig import fingerprint
+from service.engine import Rotator, RotatorOptions
 from service.model import DockerConfigJson, EventType, Outcome, RotationKey, RotationState
-from service.rotation import Action, AuditKeys, decide_rendering
-from service.sweep import Rotator, RotatorOptions, SweepRequest
+from service.rotation import Action, AuditKeys, SweepRequest, decide_rendering
 from tests.fakes import FakeAudit, FakeClock, FakeSource, FakeState, FakeStore, FakeVerifier, RecordingListener
 from tests.unit.test_sweep import secret
 

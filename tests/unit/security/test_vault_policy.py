@@ -119,3 +119,26 @@ def test_command_prints_the_policy(tmp_path: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert 'path "secret/data/rotator/aicore/eu" {\n  capabilities = ["read"]\n}' in out
     assert "/keys/us.json" not in out, "file references need no policy"
+
+
+def test_signed_anchors_add_the_transit_key_and_the_kv_path() -> None:
+    """With Transit signing and the vault sink, the policy grants sign, key read, and the anchor path's versions."""
+    from service.config import Settings
+    from service.vault.policy import policy_grants
+
+    settings = Settings(
+        audit={
+            "anchors": {
+                "sinks": ["log", "vault"],
+                "vault": {"mount": "secret", "path": "rotator/anchors"},
+                "signing": {"kind": "transit", "mount": "transit", "key": "rotator-anchors"},
+            }
+        }
+    )
+    grants = {grant.path: grant.capabilities for grant in policy_grants(settings)}
+    assert grants["transit/sign/rotator-anchors"] == ("update",)
+    assert grants["transit/keys/rotator-anchors"] == ("read",)
+    assert grants["secret/data/rotator/anchors"] == ("create", "read", "update")
+    assert grants["secret/metadata/rotator/anchors"] == ("read",)
+    unsigned = {grant.path for grant in policy_grants(Settings())}
+    assert not any("anchors" in path for path in unsigned)
