@@ -75,6 +75,7 @@ class App:
         self._stores: dict[str, AICoreClient] = {}
         self._stores_lock = threading.Lock()
         self._pairs: tuple[Settings | None, dict[RotationKey, SecretConfig]] = (None, {})
+        self._periods: dict[tuple[object, str, datetime], timedelta] = {}
 
     # --- secrets ------------------------------------------------------------------
 
@@ -285,10 +286,20 @@ class App:
                 self._stores.pop(target, None)
 
     def stale_allowance(self, secret: SecretConfig) -> timedelta:
-        """How old a pair's last success may be: its schedule's period plus the misfire grace."""
+        """How old a pair's last success may be: its schedule's period plus the misfire grace.
+
+        A cron's period is worked out at most once an hour per (schedule, name): the worker asks
+        for every pair every minute, and 5,000 cron computations a minute would keep it busy.
+        """
         from service.scheduler import period_of
 
-        period = period_of(self.settings.schedule_of(secret), secret.name, self.clock())
+        schedule, now = self.settings.schedule_of(secret), self.clock()
+        key = (schedule, secret.name, now.replace(minute=0, second=0, microsecond=0))
+        period = self._periods.get(key)
+        if period is None:
+            if len(self._periods) > 100_000:
+                self._periods.clear()
+            period = self._periods[key] = period_of(schedule, secret.name, now)
         return period + self.settings.rotation.misfire_grace
 
     @cached_property

@@ -218,7 +218,32 @@ def build_parser() -> argparse.ArgumentParser:
     aicore.add_argument(
         "--service-key-dir", metavar="DIR", help="write one service key JSON per tenant here (default: none written)"
     )
+    _add_emulator_knobs(aicore)
     return _describe(parser)
+
+
+def _add_emulator_knobs(aicore: argparse.ArgumentParser) -> None:
+    """Fault knobs of ``emulator aicore`` (also settable at run time through its /_emulator/ admin door)."""
+    knobs = aicore.add_argument_group("fault knobs", "also settable while it runs, below /_emulator/ (loopback only)")
+    knobs.add_argument(
+        "--token-ttl", type=int, default=3600, metavar="SECONDS", help="expires_in of XSUAA tokens (default: 3600)"
+    )
+    knobs.add_argument(
+        "--fail-status", type=int, metavar="STATUS", help="answer API requests with this 4xx/5xx (default: none)"
+    )
+    knobs.add_argument(
+        "--fail-burst", type=int, default=1, metavar="B", help="so many failed requests in a row (default: 1)"
+    )
+    knobs.add_argument("--fail-every", type=int, default=1, metavar="N", help="then let N pass (default: 1)")
+    knobs.add_argument("--retry-after", metavar="SECONDS", help="Retry-After of the failed answers (default: none)")
+    knobs.add_argument(
+        "--stall-seconds", type=float, metavar="S", help="hold requests S seconds, then apply them (default: none)"
+    )
+    knobs.add_argument("--stall-every", type=int, default=1, metavar="N", help="hold every N-th one (default: 1)")
+    knobs.add_argument("--stall-method", default="PATCH", help="hold this method's, or 'any' (default: PATCH)")
+    knobs.add_argument(
+        "--request-log", metavar="FILE", help="append each answered request as a JSON line (default: none)"
+    )
 
 
 def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -500,13 +525,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_emulator_aicore(args: argparse.Namespace) -> int:
     from service.sandbox.aicore_emulator import serve
+    from service.sandbox.aicore_emulator.process import knobs_from
 
+    knobs = knobs_from(
+        latency_ms=args.latency_ms,
+        token_ttl=args.token_ttl,
+        fail=(args.fail_status, args.fail_every, args.fail_burst, args.retry_after),
+        stall=(args.stall_seconds, args.stall_every, args.stall_method),
+        request_log=args.request_log,
+    )
     return serve(
         host=args.host,
         port=args.port,
         tenants_file=args.tenants,
-        latency_ms=args.latency_ms,
         service_key_dir=args.service_key_dir,
+        knobs=knobs,
     )
 
 

@@ -164,19 +164,19 @@ class AICoreError(RotatorError):
         target: str = "",
         secret: str = "",
         status: int | None = None,
-        error_code: str | None = None,
+        aicore_code: str | None = None,
         request_id: str | None = None,
     ) -> None:
         self.target = target
         self.secret = secret
         self.status = status
-        self.error_code = error_code
+        self.aicore_code = aicore_code  # AI Core's own ``code``; ``code`` (a class attribute) is ours
         self.request_id = request_id
         super().__init__(message)
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(status={self.status!r}, error_code={self.error_code!r}, "
+            f"{type(self).__name__}(status={self.status!r}, aicore_code={self.aicore_code!r}, "
             f"request_id={self.request_id!r}, target={self.target!r}, secret={self.secret!r})"
         )
 

@@ -154,7 +154,7 @@ class RotationResult:
     previous_fingerprint: str | None = None
     source_version: int | None = None
     registry_username: str | None = None
-    verification: str | None = None
+    verification: VerificationOutcome | None = None
     http_status: int | None = None
     request_id: str | None = None
     error_code: str | None = None
@@ -180,7 +180,7 @@ def state_after(previous: RotationState | None, result: RotationResult, *, now: 
     if result.outcome is Outcome.DEFERRED:  # a window held it: not a failure, next run at the window's end
         return checked
     if result.verification is not None and result.verification != VerificationOutcome.SKIPPED:
-        checked = replace(checked, verification=result.verification, verified_at=now)
+        checked = replace(checked, verification=str(result.verification), verified_at=now)
     if result.confirmed:
         checked = replace(checked, confirmed_at=now)
     if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):

@@ -386,7 +386,7 @@ def _with_attempts(error: E, attempts: int) -> E:
         target=error.target,
         secret=error.secret,
         status=error.status,
-        error_code=error.error_code,
+        aicore_code=error.aicore_code,
         request_id=error.request_id,
     )
 

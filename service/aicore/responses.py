@@ -161,7 +161,7 @@ def error_for(
         target=target,
         secret=secret,
         status=status,
-        error_code=detail.code,
+        aicore_code=detail.code,
         request_id=detail.request_id,
     )
 

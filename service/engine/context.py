@@ -148,7 +148,7 @@ class RotationContext:
             previous_fingerprint=self.previous_fingerprint,
             source_version=self.credential.source.version,
             registry_username=self.credential.username,
-            verification=str(checked) if checked is not None else None,
+            verification=checked,
             http_status=http_status,
             request_id=request_id,
             error_code=error_code,

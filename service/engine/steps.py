@@ -223,7 +223,7 @@ class RotationSteps:
                 EventType.UNKNOWN,
                 intent_seq=intent.seq,
                 error_code=e.code,
-                aicore_error_code=e.error_code,
+                aicore_error_code=e.aicore_code,
                 message=f"{e}; the next run writes it again",
                 duration_ms=self._elapsed(started),
             )
@@ -235,7 +235,7 @@ class RotationSteps:
                 http_status=e.status,
                 aicore_request_id=e.request_id,
                 error_code=e.code,
-                aicore_error_code=e.error_code,
+                aicore_error_code=e.aicore_code,
                 message=str(e),
                 duration_ms=self._elapsed(started),
             )

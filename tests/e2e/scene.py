@@ -70,6 +70,7 @@ class Scene:
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)  # rotation, http, vault overrides
     env: dict[str, str] = field(default_factory=dict)
     workers: list[WorkerProcess] = field(default_factory=list)
+    completed: list[Completed] = field(default_factory=list)  # every finished ``rotator`` command, in order
     cleanups: list[Callable[[], Any]] = field(default_factory=list)
     _engine: Engine | None = None
 
@@ -223,6 +224,7 @@ class Scene:
             timeout=CLI_TIMEOUT,
         )
         completed = Completed(args=list(args), code=result.returncode, stdout=result.stdout, stderr=result.stderr)
+        self.completed.append(completed)
         if expect is not None and completed.code != expect:
             raise AssertionError(f"rotator {' '.join(args)} exited {completed.code}, not {expect}:\n{completed}")
         return completed

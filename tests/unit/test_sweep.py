@@ -377,7 +377,7 @@ def test_failed_rotation_is_retried_soon_not_next_period(world: World) -> None:
 def test_failed_row_keeps_ai_cores_own_code_beside_ours(world: World) -> None:
     """A failed write records our class code in error_code and AI Core's body code in aicore_error_code."""
     world.stores["eu"].fail_with["acme-registry"] = Forbidden(
-        "this identity may not edit", status=403, error_code="ForbiddenAccess"
+        "this identity may not edit", status=403, aicore_code="ForbiddenAccess"
     )
     world.sweep(secret())
     (failed,) = world.audit.events(EventType.FAILED)

@@ -36,7 +36,16 @@ Behaviour, as the spec and the real service:
 Knobs (thread-safe, for tests and benchmarks): ``latency``, ``token_ttl``, ``fail_next``
 (an error status, optionally with ``Retry-After``; API or token endpoint), ``stall_next``
 (hold requests past a client's timeout; they still apply afterwards, like a server that
-finishes after the client gave up), ``clear_faults``, ``set_editor``, ``expire_tokens``.
+finishes after the client gave up; ``method=`` limits it to e.g. PATCH), ``clear_faults``,
+``set_editor``, ``expire_tokens``, ``remove_secret`` (deleted out of band), and standing
+rules ``fail_every`` (a 429 storm, 503 bursts) and ``stall_every`` (late PATCHes).
+
+Every XSUAA and API request is kept in a request log (``inspect.requests()``: method,
+path, tenant, status, arrival and answer times, SHA-256 of the body; never a value), so
+a test can check that no PATCH arrived without a committed audit intent. Run as a
+process (``rotator emulator aicore``), the same knobs are flags, and a loopback-only admin
+door below ``/_emulator/`` (``admin.py``; never below ``/v2``) changes them at run time
+and reads the inspector.
 """
 
 from service.sandbox.aicore_emulator.process import serve

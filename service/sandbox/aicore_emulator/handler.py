@@ -3,6 +3,9 @@
 One ``EmulatorServer`` per listener (plain HTTP for XSUAA and the API; optionally HTTPS
 with client certificates for X.509 tenants' token requests). HTTP/1.1 keep-alive, one
 thread per connection; latency and stalls are slept per request, holding no lock.
+Every XSUAA and API request goes to the world's request log once answered. Paths below
+``/_emulator/`` go to the admin door (``admin.py``), for loopback clients only, and are
+not logged.
 """
 
 from __future__ import annotations
@@ -10,13 +13,16 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import hmac
 import json
 import socket
 import ssl
 import sys
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,7 +31,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from service.logs import get_logger
 from service.sandbox.aicore_emulator import rules
 from service.sandbox.aicore_emulator.rules import Refusal
-from service.sandbox.aicore_emulator.state import Fault, World
+from service.sandbox.aicore_emulator.state import Fault, Seen, World
 
 log = get_logger("rotator.emulator")
 
@@ -33,6 +39,8 @@ MAX_BODY = 1 << 20
 SECRETS = ("v2", "admin", "dockerRegistrySecrets")
 QUOTA = ("v2", "admin", "resourceQuota", "dockerRegistrySecrets")
 FORM = "application/x-www-form-urlencoded"
+ADMIN_PREFIX = "/_emulator/"
+LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +50,9 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+AdminDoor = Callable[[str, str, dict[str, list[str]], bytes], "Answer"]
+
+
 class EmulatorServer(ThreadingHTTPServer):
     """A listener that knows the world, can be told to stop, and closes its idle connections on stop."""
 
@@ -49,10 +60,17 @@ class EmulatorServer(ThreadingHTTPServer):
     request_queue_size = 256
 
     def __init__(
-        self, address: tuple[str, int], *, world: World, stopping: threading.Event, tls: ssl.SSLContext | None
+        self,
+        address: tuple[str, int],
+        *,
+        world: World,
+        stopping: threading.Event,
+        tls: ssl.SSLContext | None,
+        admin: AdminDoor | None = None,
     ) -> None:
         super().__init__(address, Handler)
         self.world = world
+        self.admin = admin
         self.stopping = stopping
         self.mtls = tls is not None
         self._connections: set[socket.socket] = set()
@@ -121,12 +139,30 @@ class Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         request_id = str(uuid.uuid4())
         url = urlsplit(self.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        if url.path.startswith(ADMIN_PREFIX) and self.server.admin is not None and not self.server.mtls:
+            self._write(self._admin(url.path, query), request_id)
+            return
+        seen = Seen(at=time.time(), method=self.command, path=url.path, body_sha256=None)
         try:
             raw = self._read_body()
-            answer = self._answer(url.path, parse_qs(url.query, keep_blank_values=True), raw)
+            seen.body_sha256 = hashlib.sha256(raw).hexdigest() if raw else None
+            answer = self._answer(url.path, query, raw, seen)
         except Refusal as refusal:
             answer = Answer(refusal.status, _error_body(refusal, request_id, url.path), refusal.headers)
+        if seen.tenant:
+            self.server.world.log_request(seen, status=answer.status, request_id=request_id)
         self._write(answer, request_id)
+
+    def _admin(self, path: str, query: dict[str, list[str]]) -> Answer:
+        if self.client_address[0] not in LOOPBACK:
+            return Answer(403, {"error": "the emulator's admin door answers loopback clients only"})
+        assert self.server.admin is not None
+        try:
+            raw = self._read_body()
+        except Refusal as refusal:
+            return Answer(refusal.status, {"error": refusal.message})
+        return self.server.admin(self.command, path[len(ADMIN_PREFIX) :], query, raw)
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -151,13 +187,15 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- routing ----------------------------------------------------------------
 
-    def _answer(self, path: str, query: dict[str, list[str]], raw: bytes) -> Answer:
+    def _answer(self, path: str, query: dict[str, list[str]], raw: bytes, seen: Seen) -> Answer:
         segments = [unquote(part) for part in path.split("/")[1:]]
         kind, tenant, rest = (segments[0], segments[1], tuple(segments[2:])) if len(segments) >= 2 else ("", "", ())
         world = self.server.world
         if kind not in ("uaa", "api") or not world.has_tenant(tenant):
             raise Refusal(404, "NotFound", "no such resource")
+        seen.tenant = tenant
         endpoint, name = _route(kind, rest, mtls=self.server.mtls)
+        seen.endpoint, seen.name = endpoint, name
         world.begin(tenant, self.command, endpoint)
         try:
             self._delay(tenant, endpoint)
@@ -171,7 +209,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _delay(self, tenant: str, endpoint: str) -> None:
         world = self.server.world
-        seconds = world.latency + (world.take_stall(tenant) if endpoint != "token" else 0.0)
+        seconds = world.latency + (world.take_stall(tenant, self.command) if endpoint != "token" else 0.0)
         if seconds > 0:
             self.server.stopping.wait(seconds)
 

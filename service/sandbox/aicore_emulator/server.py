@@ -12,8 +12,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from service.sandbox.aicore_emulator.admin import Admin
 from service.sandbox.aicore_emulator.handler import EmulatorServer
-from service.sandbox.aicore_emulator.state import Fault, Tenant, World, Write
+from service.sandbox.aicore_emulator.state import Fault, Periodic, PeriodicStall, Request, Tenant, World, Write
 
 TENANT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}")
 DEFAULT_TOKEN_TTL = 3600
@@ -51,6 +52,10 @@ class Inspector:
         """Store a secret as if it had been created earlier (no write recorded, no quota check)."""
         self._world.seed(tenant, name, value)
 
+    def requests(self, *, since: int = 0) -> list[Request]:
+        """The request log (XSUAA and API requests, as answered), after entry ``since``; never a value."""
+        return self._world.requests(since)
+
     def peak_in_flight(self) -> int:
         """The most requests the emulator was handling at one moment."""
         return self._world.peak_in_flight
@@ -73,8 +78,10 @@ class AICoreEmulator:
         clock: Callable[[], float] = time.monotonic,
         mtls_context: ssl.SSLContext | None = None,
         mtls_port: int = 0,
+        admin: bool = True,
     ) -> None:
         self._host, self._port = host, port
+        self._admin = Admin(self) if admin else None
         self._mtls_context, self._mtls_port = mtls_context, mtls_port
         self._world = World(clock=clock, token_ttl=token_ttl, latency=latency)
         self._stopping = threading.Event()
@@ -96,7 +103,9 @@ class AICoreEmulator:
         return self.url
 
     def _listen(self, host: str, port: int, *, tls: ssl.SSLContext | None) -> None:
-        server = EmulatorServer((host, port), world=self._world, stopping=self._stopping, tls=tls)
+        server = EmulatorServer(
+            (host, port), world=self._world, stopping=self._stopping, tls=tls, admin=None if tls else self._admin
+        )
         thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="aicore-emulator", daemon=True
         )
@@ -195,6 +204,17 @@ class AICoreEmulator:
     def tenants(self) -> list[str]:
         return self._world.tenant_names()
 
+    def has_tenant(self, name: str) -> bool:
+        return self._world.has_tenant(name)
+
+    def remove_secret(self, tenant: str, name: str) -> bool:
+        """Delete a secret out of band, as someone in the SAP console would (no write recorded); False if absent."""
+        return self._world.remove(tenant, name)
+
+    def log_requests_to(self, sink: Callable[[Request], None] | None) -> None:
+        """Also hand every logged request to ``sink`` (e.g. append it to a JSONL file)."""
+        self._world.log_sink = sink
+
     # --- knobs (thread-safe) --------------------------------------------------
 
     @property
@@ -230,9 +250,39 @@ class AICoreEmulator:
         after = None if retry_after is None else str(retry_after)
         self._world.add_faults(tenant, endpoint, Fault(status, after), count)
 
-    def stall_next(self, tenant: str, *, seconds: float, count: int = 1) -> None:
-        """Hold the tenant's next ``count`` API requests ``seconds`` before handling them (they still apply)."""
-        self._world.add_stalls(tenant, seconds, count)
+    def stall_next(self, tenant: str, *, seconds: float, count: int = 1, method: str | None = None) -> None:
+        """Hold the tenant's next ``count`` API requests (of ``method``, if given) ``seconds``; they still apply."""
+        self._world.add_stalls(tenant, seconds, count, None if method is None else method.upper())
+
+    @property
+    def periodic_fault(self) -> Periodic | None:
+        """A standing fault rule over every tenant's API requests (a 429 storm, 503 bursts), or None."""
+        return self._world.periodic
+
+    @periodic_fault.setter
+    def periodic_fault(self, rule: Periodic | None) -> None:
+        self._world.periodic = rule
+
+    def fail_every(self, *, status: int, every: int, burst: int = 1, retry_after: float | str | None = None) -> None:
+        """From the next API request on (all tenants): ``burst`` in a row get ``status``, then ``every`` pass..."""
+        if not 400 <= status <= 599 or every < 1 or burst < 1:
+            raise ValueError("status must be 4xx or 5xx, every and burst at least 1")
+        self._world.periodic = Periodic(status, every, burst, None if retry_after is None else str(retry_after))
+
+    @property
+    def periodic_stall(self) -> PeriodicStall | None:
+        """A standing stall rule (every N-th request of a method held, then handled), or None."""
+        return self._world.periodic_stall
+
+    @periodic_stall.setter
+    def periodic_stall(self, rule: PeriodicStall | None) -> None:
+        self._world.periodic_stall = rule
+
+    def stall_every(self, *, seconds: float, every: int = 1, method: str | None = "PATCH") -> None:
+        """Hold every ``every``-th request of ``method`` (None: any API request) ``seconds``, then handle it."""
+        if seconds < 0 or every < 1:
+            raise ValueError("seconds must be >= 0 and every at least 1")
+        self._world.periodic_stall = PeriodicStall(seconds, every, None if method is None else method.upper())
 
     def clear_faults(self, tenant: str) -> None:
         """Drop the tenant's pending injected errors and stalls."""

@@ -1,4 +1,4 @@
-"""Everything the emulator holds: tenants, their secrets, tokens, knobs, counters. One lock.
+"""Everything the emulator holds: tenants, their secrets, tokens, knobs, counters, request log. One lock.
 
 Every method takes the lock for a few dictionary operations only; latency and stalls
 are slept by the request handlers outside it.
@@ -12,11 +12,14 @@ import hmac
 import json
 import secrets
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from service.sandbox.aicore_emulator.rules import Refusal
+
+REQUEST_LOG_LIMIT = 100_000  # entries kept in memory: a long demo must not grow without bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,70 @@ class Fault:
     retry_after: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Periodic:
+    """``burst`` API requests in a row get ``status``, then ``every`` pass, and so on (a storm, or bursts).
+
+    Counted over every tenant's API requests from the moment the rule is set: the first
+    request after it starts a burst.
+    """
+
+    status: int
+    every: int
+    burst: int = 1
+    retry_after: str | None = None
+
+    def hits(self, number: int) -> bool:
+        """Whether API request ``number`` (1-based since the rule was set) is one of the failed ones."""
+        return (number - 1) % (self.every + self.burst) < self.burst
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicStall:
+    """Hold every ``every``-th request of ``method`` (None: any API method) ``seconds``, then handle it."""
+
+    seconds: float
+    every: int
+    method: str | None = "PATCH"
+
+
+@dataclass(slots=True)
+class Seen:
+    """What the handler learns about a request while it routes it (the request log's input)."""
+
+    at: float
+    method: str
+    path: str
+    body_sha256: str | None
+    tenant: str = ""
+    endpoint: str = ""
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request as the request log keeps it: never a value, only the SHA-256 of the body.
+
+    ``at`` and ``done`` are wall-clock seconds (``time.time()``) when the request arrived and
+    when its answer was sent, so that tests can line them up with the audit trail.
+    """
+
+    number: int
+    at: float
+    done: float
+    method: str
+    path: str
+    tenant: str
+    endpoint: str
+    name: str | None
+    status: int
+    body_sha256: str | None
+    request_id: str
+
+    def as_json(self) -> dict[str, object]:
+        return {field_name: getattr(self, field_name) for field_name in self.__slots__}
+
+
 @dataclass(slots=True)
 class Tenant:
     name: str
@@ -47,7 +114,7 @@ class Tenant:
     secrets: dict[str, str] = field(default_factory=dict)
     writes: list[Write] = field(default_factory=list)
     faults: dict[str, deque[Fault]] = field(default_factory=lambda: {"api": deque(), "token": deque()})
-    stalls: deque[float] = field(default_factory=deque)
+    stalls: deque[tuple[float, str | None]] = field(default_factory=deque)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +137,13 @@ class World:
         self._requests: Counter[tuple[str, str, str]] = Counter()
         self._in_flight = 0
         self.peak_in_flight = 0
+        self._periodic: Periodic | None = None
+        self.periodic_stall: PeriodicStall | None = None
+        self._api_requests = 0
+        self._method_requests: Counter[str] = Counter()
+        self._log: deque[Request] = deque(maxlen=REQUEST_LOG_LIMIT)
+        self._logged = 0
+        self.log_sink: Callable[[Request], None] | None = None
 
     # --- tenants and knobs ----------------------------------------------------
 
@@ -104,9 +178,9 @@ class World:
         with self._lock:
             self._tenants[name].faults[endpoint].extend([fault] * count)
 
-    def add_stalls(self, name: str, seconds: float, count: int) -> None:
+    def add_stalls(self, name: str, seconds: float, count: int, method: str | None = None) -> None:
         with self._lock:
-            self._tenants[name].stalls.extend([seconds] * count)
+            self._tenants[name].stalls.extend([(seconds, method)] * count)
 
     def clear_faults(self, name: str) -> None:
         with self._lock:
@@ -115,15 +189,40 @@ class World:
                 queue.clear()
             tenant.stalls.clear()
 
+    @property
+    def periodic(self) -> Periodic | None:
+        return self._periodic
+
+    @periodic.setter
+    def periodic(self, rule: Periodic | None) -> None:
+        with self._lock:
+            self._periodic, self._api_requests = rule, 0
+
     def take_fault(self, name: str, endpoint: str) -> Fault | None:
+        """The tenant's next queued fault; else, for API requests, the periodic rule's answer (if it hits)."""
         with self._lock:
             queue = self._tenants[name].faults[endpoint]
-            return queue.popleft() if queue else None
+            if queue:
+                return queue.popleft()
+            if endpoint != "api":
+                return None
+            self._api_requests += 1
+            rule = self._periodic
+            if rule is not None and rule.hits(self._api_requests):
+                return Fault(rule.status, rule.retry_after)
+            return None
 
-    def take_stall(self, name: str) -> float:
+    def take_stall(self, name: str, method: str) -> float:
+        """Seconds to hold this API request: a queued stall for its method first, then the periodic one."""
         with self._lock:
             stalls = self._tenants[name].stalls
-            return stalls.popleft() if stalls else 0.0
+            if stalls and stalls[0][1] in (None, method):
+                return stalls.popleft()[0]
+            rule = self.periodic_stall
+            if rule is None or rule.method not in (None, method):
+                return 0.0
+            self._method_requests[method] += 1
+            return rule.seconds if self._method_requests[method] % rule.every == 0 else 0.0
 
     # --- tokens ---------------------------------------------------------------
 
@@ -183,6 +282,11 @@ class World:
             del tenant.secrets[secret]
             tenant.writes.append(Write(self.clock(), "DELETE", secret))
 
+    def remove(self, name: str, secret: str) -> bool:
+        """Delete a secret out of band (as someone else would, in the SAP console): no write recorded."""
+        with self._lock:
+            return self._tenants[name].secrets.pop(secret, None) is not None
+
     def exists(self, name: str, secret: str) -> bool:
         with self._lock:
             return secret in self._tenants[name].secrets
@@ -227,6 +331,36 @@ class World:
                 for (t, m, e), count in self._requests.items()
                 if tenant in (None, t) and method in (None, m) and endpoint in (None, e)
             )
+
+    # --- request log ----------------------------------------------------------
+
+    def log_request(self, seen: Seen, *, status: int, request_id: str) -> Request:
+        """Append one answered request to the log (and to the sink, e.g. a JSONL file)."""
+        with self._lock:
+            self._logged += 1
+            record = Request(
+                number=self._logged,
+                at=seen.at,
+                done=time.time(),
+                method=seen.method,
+                path=seen.path,
+                tenant=seen.tenant,
+                endpoint=seen.endpoint,
+                name=seen.name,
+                status=status,
+                body_sha256=seen.body_sha256,
+                request_id=request_id,
+            )
+            self._log.append(record)
+            sink = self.log_sink
+        if sink is not None:
+            sink(record)
+        return record
+
+    def requests(self, since: int = 0) -> list[Request]:
+        """Logged requests from number ``since + 1`` on, oldest first (the newest ``REQUEST_LOG_LIMIT`` are kept)."""
+        with self._lock:
+            return [record for record in self._log if record.number > since]
 
 
 def _require(tenant: Tenant, secret: str) -> None:

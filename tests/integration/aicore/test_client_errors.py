@@ -37,7 +37,7 @@ def test_bad_body_is_bad_request_with_ai_core_fields(rig: Rig) -> None:
     with pytest.raises(BadRequest) as caught:
         rig.client().edit("my-registry", DockerConfigJson("{not json"))
     error = caught.value
-    assert (error.status, error.error_code, error.target, error.secret) == (
+    assert (error.status, error.aicore_code, error.target, error.secret) == (
         400,
         "BadRequest",
         "tenant-a",
