@@ -107,6 +107,12 @@ class Metrics:
             ["target", "secret"],
             registry=r,
         )
+        self.paused = Gauge(
+            "rotator_paused",
+            "1 while an operator's pause (`rotator pause`) holds the pair, else 0; set at each sweep.",
+            ["target", "secret"],
+            registry=r,
+        )
         self.stale = Gauge(
             "rotator_secret_stale",
             "1 if the pair's last success is older than its schedule allows (period + misfire grace), else 0.",
@@ -114,6 +120,12 @@ class Metrics:
             registry=r,
         )
         self._stale_flags: dict[tuple[str, str], bool] = {}  # what pair_stale last set, per pair
+        self.notifications = Counter(
+            "rotator_notifications",
+            "Notifications sent (result ok) or failed, by kind.",
+            ["kind", "result"],
+            registry=r,
+        )
         self.audit_head = Gauge("rotator_audit_chain_head_seq", "Sequence number of the audit chain head.", registry=r)
         self.anchor_failures = Counter(
             "rotator_audit_anchor_failures",
@@ -145,6 +157,9 @@ class Metrics:
         self.duration.observe(seconds)
         if outcome == "skipped":
             return
+        self.paused.labels(target=target, secret=secret).set(1 if outcome == "paused" else 0)
+        if outcome == "paused":
+            return
         self.last_attempt.labels(target=target, secret=secret).set(at.timestamp())
         if success:
             self.last_success.labels(target=target, secret=secret).set(at.timestamp())
@@ -175,6 +190,10 @@ class Metrics:
     def vault_token_expires_at(self, at: float | None) -> None:
         """When our Vault token expires (epoch seconds); None (never) removes the series."""
         self.vault_token_expiry.value = at
+
+    def notification(self, *, kind: str, ok: bool) -> None:
+        """One notification delivered (or not) to every Apprise destination."""
+        self.notifications.labels(kind=kind, result="ok" if ok else "failed").inc()
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
