@@ -40,7 +40,7 @@ log = logs.get_logger("rotator.worker")
 SOON_ENOUGH = timedelta(seconds=5)  # a regular run this close makes an extra one pointless
 VAULT_MAINTENANCE_EVERY = timedelta(seconds=5)  # cheap: maintain() acts only when renewal is due
 INSTANCE_MAINTENANCE_EVERY = timedelta(seconds=2)  # after a failover the lock is back within seconds
-HEALTH_EVERY = timedelta(seconds=60)  # stale flags and metrics from one state read (alerts wait 15 min)
+HEALTH_EVERY = timedelta(seconds=30)  # stale flags and metrics from one state read (alerts wait 15 min)
 READY_CACHE_SECONDS = 3.0  # probes are answered from a recent check, as kopf's are
 WAIT_BASE, WAIT_CAP = timedelta(seconds=1), timedelta(seconds=30)
 

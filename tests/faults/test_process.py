@@ -126,12 +126,6 @@ def test_once_while_a_worker_runs_writes_each_change_once(case: FaultScene) -> N
     case.check()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs reconciliation to re-check an intent after claiming its pair (issue 11): Sweep.recover lists "
-    "open intents, then claims each pair; an owner that writes `applied` and releases in between gets its "
-    "closed intent `interrupted` too (two outcomes for one intent)",
-)
 def test_reconciliation_never_interrupts_an_intent_its_owner_closed(case: FaultScene) -> None:
     """A reconcile pass that lists an intent while its PATCH is in flight must not close it again after `applied`."""
     case.fault("one rotation slot, a PATCH held 3s across reconcile passes")
