@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.audit_scale import _fresh
-from bench.sweep import REGISTRY, EmulatorProcess, Layout, write_tenants
+from bench.sweep import REGISTRY, EmulatorProcess, Layout, world_toml, write_tenants
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -137,17 +137,7 @@ def write_config(path: Path, *, world: World, vault: str, database: str, key_dir
         "[defaults.schedule]",
         'every = "6h"',
     ]
-    for t in range(layout.tenants):
-        text += [f"[targets.{layout.tenant(t)}]", f'service_key = {{file = "{key_dir / layout.tenant(t)}.json"}}']
-    for t, s in layout.pairs():
-        text += [
-            "[[secrets]]",
-            f'name = "{layout.secret(t, s)}"',
-            f'targets = ["{layout.tenant(t)}"]',
-            f'registries = ["{REGISTRY}"]',
-            f'source = {{path = "{layout.source(t, s)}"}}',
-        ]
-    path.write_text("\n".join(text) + "\n")
+    path.write_text("\n".join([*text, *world_toml(layout, key_dir=key_dir)]) + "\n")
 
 
 @dataclass(frozen=True)
