@@ -216,6 +216,12 @@ def write_config(path: Path, *, layout: Layout, vault: str, database: str, key_d
         "[defaults.schedule]",
         'every = "6h"',
     ]
+    path.write_text("\n".join([*text, *world_toml(layout, key_dir=key_dir)]) + "\n")
+
+
+def world_toml(layout: Layout, *, key_dir: Path) -> list[str]:
+    """The [targets.*] and [[secrets]] lines of a layout (bench/once.py writes the same world)."""
+    text: list[str] = []
     for t in range(layout.tenants):
         text += [f"[targets.{layout.tenant(t)}]", f'service_key = {{file = "{key_dir / layout.tenant(t)}.json"}}']
     for t, s in layout.pairs():
@@ -226,7 +232,7 @@ def write_config(path: Path, *, layout: Layout, vault: str, database: str, key_d
             f'registries = ["{REGISTRY}"]',
             f'source = {{path = "{layout.source(t, s)}"}}',
         ]
-    path.write_text("\n".join(text) + "\n")
+    return text
 
 
 def _rotation_overrides(args: Any) -> dict[str, int]:

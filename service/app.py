@@ -13,25 +13,27 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service import __version__, logs
-from service.config import SecretConfig, SecretRef, Settings
+from service.config import SecretConfig, SecretRef, Settings, WindowConfig
 from service.errors import ConfigError, ConfigIssue, RotatorError
-from service.model import ScheduleSpec, SecretSpec
+from service.model import RotationKey, ScheduleSpec, SecretSpec
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from service.aicore.client import AICoreClient
     from service.anchors import Anchorer, Signer
+    from service.audit.controls import PostgresControls
     from service.audit.instance import InstanceLock
     from service.audit.state import PostgresStateStore
     from service.audit.store import AuditStore
     from service.engine import Rotator
     from service.metrics import Metrics
+    from service.ports import RotationListener
     from service.vault import VaultSession, VaultSource
     from service.vault.anchors import KvAnchorSink
 
@@ -72,6 +74,7 @@ class App:
         self._closers: list[tuple[str, Callable[[], Any]]] = []
         self._stores: dict[str, AICoreClient] = {}
         self._stores_lock = threading.Lock()
+        self._pairs: tuple[Settings | None, dict[RotationKey, SecretConfig]] = (None, {})
         self._periods: dict[tuple[object, str, datetime], timedelta] = {}
 
     # --- secrets ------------------------------------------------------------------
@@ -140,6 +143,13 @@ class App:
         from service.audit.store import AuditStore
 
         return AuditStore(self.engine)
+
+    @cached_property
+    def controls(self) -> PostgresControls:
+        """Pauses and pins (``rotator pause``, ``rotator rollback``), shared by every replica."""
+        from service.audit.controls import PostgresControls
+
+        return PostgresControls(self.engine)
 
     @cached_property
     def instance_lock(self) -> InstanceLock:
@@ -227,8 +237,10 @@ class App:
         from service.observe import Observer
         from service.registry import RegistryVerifier
         from service.scheduler import next_due_after, period_of
+        from service.windows import blocked
 
         rotation = self.settings.rotation
+        listener = self._notifying(Observer(metrics=self.metrics, clock=self.clock, anchorer=self.anchorer))
         verifier = RegistryVerifier()
         self._closers.append(("registry verifier", verifier.close))
         rotator = Rotator(
@@ -237,8 +249,9 @@ class App:
             audit=self.audit,
             state=self.state,
             verifier=verifier,
-            listener=Observer(metrics=self.metrics, clock=self.clock, anchorer=self.anchorer),
+            listener=listener,
             clock=self.clock,
+            controls=self.controls,
             options=RotatorOptions(
                 audit_key=self.audit_key,
                 audit_key_id=self.settings.audit.key_id,
@@ -256,6 +269,7 @@ class App:
                 failure_backoff_max=rotation.failure_backoff_max,
                 schedule_next=lambda secret, now: next_due_after(_schedule(secret), secret.name, now),
                 confirm_every=lambda secret, now: period_of(_schedule(secret), secret.name, now),
+                window_block=lambda secret, now: blocked(self.windows_of(secret), now),
             ),
         )
         self._closers.append(("rotator", rotator.close))
@@ -337,6 +351,44 @@ class App:
             on_failure=anchor_failure_reporter(self.metrics),
         )
 
+    def _entries(self) -> dict[RotationKey, SecretConfig]:
+        """Each configured pair's ``[[secrets]]`` entry, computed once per settings object (reloads too)."""
+        settings = self.settings
+        if self._pairs[0] is not settings:
+            self._pairs = (settings, settings.pairs())
+        return self._pairs[1]
+
+    def windows_of(self, secret: SecretSpec) -> list[WindowConfig]:
+        """The global windows and those of the entry ``secret`` was made from."""
+        entry = self._entries().get(RotationKey(secret.targets[0], secret.name)) if secret.targets else None
+        return self.settings.windows_of(entry) if entry is not None else list(self.settings.windows)
+
+    def _allowance_of(self, key: RotationKey) -> timedelta | None:
+        """The stale allowance of a configured pair (None for one no longer configured), after reloads too."""
+        secret = self._entries().get(key)
+        return self.stale_allowance(secret) if secret is not None else None
+
+    def _notifying(self, listener: RotationListener) -> RotationListener:
+        """``listener``, wrapped by the notifier when ``[notify]`` names destinations."""
+        config = self.settings.notify
+        if not config.urls:
+            return listener
+        from service.notify import AppriseSender, Notifier, Policy
+
+        urls = [self.resolve(ref, where=f"notify.urls[{index}]") for index, ref in enumerate(config.urls)]
+        notifier = Notifier(
+            inner=listener,
+            sender=AppriseSender(urls, timeout=config.timeout),
+            policy=Policy(
+                failures_in_a_row=config.failures_in_a_row, expiring_within=config.expiring_within, period=config.period
+            ),
+            clock=self.clock,
+            allowance=self._allowance_of,
+            counters=self.metrics,
+        )
+        self._closers.append(("notifier", notifier.close))
+        return notifier
+
     def require_schema(self) -> None:
         from service.audit.migrate import require_head
 
@@ -371,11 +423,27 @@ def probe_dependencies(settings: Settings) -> int:
         results.append(("database", _probe(app.require_schema)))
         for target in settings.targets:
             results.append((f"aicore {target}", _probe(lambda t=target: app.store(t).check())))  # type: ignore[misc]
-    for name, outcome in results:
+        sources = _probe_sources(app, settings) if results[0][1] == "ok" else []
+    for name, outcome in [*results, *sources]:
         print(f"{'ok  ' if outcome == 'ok' else 'FAIL'} {name}: {outcome}")  # noqa: T201 (a command's output)
     if any(outcome.startswith(f"{ConfigError.code}:") for _, outcome in results):
         return 2  # e.g. a service key read from Vault with a cleartext URL: the config, not the network
-    return 0 if all(outcome == "ok" for _, outcome in results) else 3
+    if not all(outcome == "ok" for _, outcome in results):
+        return 3
+    return 0 if all(outcome == "ok" for _, outcome in sources) else 2  # reachable, but a source can't be read
+
+
+def _probe_sources(app: App, settings: Settings) -> list[tuple[str, str]]:
+    """Read every distinct source once (values never printed): a path, field or policy problem shows here."""
+    users: dict[Any, list[str]] = {}
+    first: dict[Any, Any] = {}
+    for secret in settings.secrets:
+        users.setdefault(secret.source.ident, []).append(secret.name)
+        first.setdefault(secret.source.ident, secret.source)
+    return [
+        (f"source {source.describe()} ({', '.join(users[ident])})", _probe(partial(app.vault_source.read, source)))
+        for ident, source in first.items()
+    ]
 
 
 def _probe(check: Callable[[], object]) -> str:

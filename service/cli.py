@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rotator {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from service import commands_operator
 
     commands.add_parser(
         "run",
@@ -129,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     once.add_argument("--dry-run", action="store_true", help="read, render and compare; write nothing to AI Core")
     once.add_argument("--force", action="store_true", help="write even when the credential is unchanged (audited)")
     once.add_argument("--json", action="store_true", help="one JSON object per rotation instead of a line")
+    commands_operator.add_once_options(once)
+    commands_operator.add_parsers(commands, common)
 
     check = commands.add_parser(
         "check",
@@ -251,6 +255,9 @@ def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser], co
     ).add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
     listing = audit.add_parser("list", parents=[common], help="events, newest first")
     _add_audit_filters(listing)
+    listing.add_argument(
+        "--operator", action="append", default=[], help="filter by operator (repeatable; default: no filter)"
+    )
     listing.add_argument("--limit", type=int, default=50, help="at most this many events (default 50)")
     listing.add_argument(
         "--format", choices=["table", "jsonl", "csv"], default="table", help="output format (default table)"
@@ -339,6 +346,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if any(issue.severity == "error" for issue in issues):
         return EXIT_USAGE
     print(checks.summary(settings))
+    from service.windows import summary_lines
+
+    per_secret = {f"secret {secret.name}": secret.windows for secret in settings.secrets if secret.windows}
+    for line in summary_lines(settings.windows, per_secret, datetime.now(UTC)):
+        print(line)
     if args.offline or args.structure_only:
         return EXIT_OK
     return checks.reachability(settings)
@@ -367,20 +379,26 @@ def cmd_once(args: argparse.Namespace) -> int:
 
     settings = load(args)
     secrets = _select(settings, args.secret, args.target)
+    from service.commands_operator import operator_of, refuse_paused
+
+    request = SweepRequest(
+        secrets=[settings.spec_of(secret) for secret in secrets],
+        trigger=Trigger.MANUAL,
+        force=args.force,
+        dry_run=args.dry_run,
+        targets=frozenset(args.target) if args.target else None,
+        operator=operator_of(args),
+        reason=args.reason,
+        ignore_pause=args.ignore_pause,
+    )
     with App(settings) as app:
         app.warn_insecure_transport()
         app.require_schema()
+        if args.force and not args.ignore_pause:
+            refuse_paused(app, request)
         if not args.dry_run:
             app.rotator.recover(settings.spec_pairs())
-        report = app.rotator.sweep(
-            SweepRequest(
-                secrets=[settings.spec_of(secret) for secret in secrets],
-                trigger=Trigger.MANUAL,
-                force=args.force,
-                dry_run=args.dry_run,
-                targets=frozenset(args.target) if args.target else None,
-            )
-        )
+        report = app.rotator.sweep(request)
     from service.report import render_results
 
     print(render_results(report, as_json=args.json))
@@ -421,7 +439,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     _select(settings, args.secret, args.target)  # unknown names: exit 2, naming them
     with App(settings) as app:
         app.require_schema()
-        rows = status_rows(settings.secrets, app.state_reader.load(), now=app.clock(), allowance=app.stale_allowance)
+        rows = status_rows(
+            settings.secrets,
+            app.state_reader.load(),
+            now=app.clock(),
+            allowance=app.stale_allowance,
+            holds=app.controls.everything(),
+        )
     rows = filter_rows(rows, targets=args.target, secrets=args.secret, stale=args.stale)
     counts = summary(rows)
     if args.json:
@@ -442,7 +466,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if args.audit_command == "list":
             filters = commands_audit.filters(args)
             return commands.audit_list(
-                app.engine, **filters, limit=args.limit, fmt=args.format, columns=args.columns, out=out
+                app.engine,
+                **filters,
+                operators=args.operator,
+                limit=args.limit,
+                fmt=args.format,
+                columns=args.columns,
+                out=out,
             )
         if args.audit_command == "show":
             return commands.audit_show(app.engine, ident=args.id, fmt=args.format, columns=args.columns, out=out)
@@ -514,6 +544,8 @@ def cmd_emulator_aicore(args: argparse.Namespace) -> int:
 
 
 def handlers() -> dict[str, Handler]:
+    from service import commands_operator
+
     audit = {f"audit {name}": cmd_audit for name in ("list", "show", "export", "verify", "report")}
     db = {f"db {name}": cmd_db for name in ("upgrade", "current", "grants")}
     return {
@@ -525,6 +557,7 @@ def handlers() -> dict[str, Handler]:
         "emulator aicore": cmd_emulator_aicore,
         **audit,
         **db,
+        **commands_operator.HANDLERS,
         **commands_vault.HANDLERS,
     }
 

@@ -346,6 +346,35 @@ class ScheduleConfig(_Model):
         )
 
 
+class WindowConfig(_Model):
+    """A time window, as ESO's syncWindows: from each ``cron`` start, for ``duration``, in ``timezone``.
+
+    ``deny``: nothing is written inside it. ``allow``: once any allow window applies, writes
+    happen only inside one. A run that falls outside what is allowed waits for the window's end.
+    """
+
+    kind: Literal["deny", "allow"] = "deny"
+    cron: str
+    duration: Duration
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _valid(self) -> WindowConfig:
+        if self.duration <= timedelta(0):
+            raise ValueError('duration must be positive (e.g. "2h")')
+        if self.duration > timedelta(days=31):
+            raise ValueError("duration must be at most 31 days")
+        from service.scheduler import cron_problem  # apscheduler only where needed
+
+        problem = cron_problem(self.cron, self.timezone)
+        if problem:
+            raise ValueError(f"bad cron expression {self.cron!r}: {problem}")
+        return self
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.cron!r} for {self.duration} ({self.timezone})"
+
+
 class VerifyConfig(_Model):
     """Check a new credential against the registry's v2 API before it is written."""
 
@@ -385,6 +414,7 @@ class SecretConfig(_Model):
     verify: VerifyConfig = VerifyConfig()
     # Allow http:// registries on hosts that are not loopback (verification sends the password there).
     insecure_http: bool = False
+    windows: list[WindowConfig] = Field(default_factory=list)  # beside the global [[windows]]
 
     @field_validator("name")
     @classmethod
@@ -452,6 +482,19 @@ class HttpConfig(_Model):
     token: SecretRef | None = None
 
 
+class NotifyConfig(_Model):
+    """Notifications through Apprise URLs (Slack, Teams, PagerDuty, e-mail, a JSON webhook...).
+
+    Each URL is a reference (``{env = ...}``, ``{file = ...}`` or ``{vault = ...}``): webhook URLs carry tokens.
+    """
+
+    urls: list[SecretRef] = Field(default_factory=list)  # none: notifications are off
+    failures_in_a_row: int = Field(default=3, ge=1, le=1000)
+    expiring_within: Duration = timedelta(days=1)  # a credential whose source says it expires sooner
+    period: Duration = timedelta(hours=1)  # at most one message per pair, per kind, per period
+    timeout: Duration = timedelta(seconds=10)
+
+
 class LogConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -477,10 +520,12 @@ class Settings(BaseSettings):
     audit: AuditConfig = AuditConfig()
     rotation: RotationConfig = RotationConfig()
     http: HttpConfig = HttpConfig()
+    notify: NotifyConfig = NotifyConfig()
     log: LogConfig = LogConfig()
     defaults: Defaults = Defaults()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     secrets: list[SecretConfig] = Field(default_factory=list)
+    windows: list[WindowConfig] = Field(default_factory=list)  # deny / allow windows for every secret
 
     @classmethod
     def settings_customise_sources(
@@ -498,6 +543,10 @@ class Settings(BaseSettings):
         schedule = secret.schedule or self.defaults.schedule
         assert schedule is not None, "validated by load_settings"
         return schedule
+
+    def windows_of(self, secret: SecretConfig) -> list[WindowConfig]:
+        """The global windows and the secret's own."""
+        return [*self.windows, *secret.windows]
 
     def spec_of(self, secret: SecretConfig) -> SecretSpec:
         """The entry as the use case sees it, with its resolved schedule (its own or the default)."""
@@ -809,6 +858,7 @@ def secret_refs(settings: Settings) -> list[tuple[str, SecretRef]]:
         for index, previous in enumerate(settings.audit.previous_keys)
     ]
     refs += [(f"targets.{name}.service_key", target.service_key) for name, target in settings.targets.items()]
+    refs += [(f"notify.urls[{index}]", ref) for index, ref in enumerate(settings.notify.urls)]
     return [(where, ref) for where, ref in refs if ref is not None]
 
 

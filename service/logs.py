@@ -76,18 +76,49 @@ _ANY_SHAPE = re.compile(
 )
 
 
+def _may_match(text: str) -> list[bool]:
+    """For ASCII text, whether each of ``_SHAPES`` could match: a substring every match must contain.
+
+    Most values (names, hosts, fingerprints, times) contain none of them, so they skip the
+    regular expressions altogether. Non-ASCII text takes the full scan (case-insensitive
+    matching there is wider than ``str.lower``).
+    """
+    lower = text.lower()
+    return [
+        "." in text,  # Vault tokens: hvs.XXXX
+        "eyJ" in text,  # JWTs
+        "bearer" in lower or "basic" in lower,
+        "://" in text and "@" in text,  # user:password@ in URLs
+        "auths" in text,  # .dockerconfigjson
+        "password" in lower or "secret" in lower or "token" in lower,  # password=..., "token": ...
+    ]
+
+
 def redact_text(text: str) -> str:
     """Mask every credential-shaped part of a string."""
-    if not _ANY_SHAPE.search(text):
-        return text
-    for shape, replacement in _SHAPES:
-        text = shape.sub(replacement, text)
+    if not text.isascii():
+        if not _ANY_SHAPE.search(text):
+            return text
+        candidates = [True] * len(_SHAPES)
+    else:
+        candidates = _may_match(text)
+        if not any(candidates):
+            return text
+    for (shape, replacement), candidate in zip(_SHAPES, candidates, strict=True):
+        if candidate:  # a substitution inserts only MASK, which none of the later shapes needs
+            text = shape.sub(replacement, text)
     return text
+
+
+_PLAIN = (int, float, bool, type(None))  # nothing to mask inside (checked by exact type: the common case)
 
 
 def _redact_value(key: str, value: Any) -> Any:
     if key.lower() in SENSITIVE_KEYS and value not in (None, "", False):
         return MASK
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, Mapping):
@@ -156,6 +187,10 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _renderer(fmt, out)],
         )
     )
+    # No renderer here shows the caller, process or thread of a record: don't collect them
+    # per record (the logging docs' "Optimization" section).
+    logging._srcfile = None
+    logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -31,6 +31,7 @@ from service.model import (
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    from service.controls import Holds
     from service.errors import RotatorError
     from service.rotation import Notice, RotationResult, SweepReport
 
@@ -114,6 +115,14 @@ class StateStore(Protocol):
         ...
 
     def release(self, grants: Sequence[LeaseGrant]) -> None: ...
+
+
+class OperatorControls(Protocol):
+    """Pauses and pins set by operators (``rotator pause``, ``rotator rollback``)."""
+
+    def holds(self, keys: Sequence[RotationKey]) -> Holds:
+        """Every pause in force and the pins of ``keys``, in one round trip. Raises ``AuditError``."""
+        ...
 
 
 class RegistryVerifier(Protocol):

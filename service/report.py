@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from service.model import short_fingerprint
+from service.model import Outcome, short_fingerprint
 from service.rotation import RotationResult, SweepReport
 
 
@@ -24,6 +24,8 @@ def result_line(result: RotationResult) -> str:
     parts.append(f"{result.duration_ms}ms")
     if result.error_code:
         parts.append(f"[{result.error_code}] {result.message or ''}".rstrip())
+    elif result.outcome in (Outcome.PAUSED, Outcome.DEFERRED) and result.message:
+        parts.append(result.message)
     return "  ".join(parts)
 
 

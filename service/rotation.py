@@ -177,6 +177,8 @@ def state_after(previous: RotationState | None, result: RotationResult, *, now: 
     checked = replace(
         base, last_attempt_at=now, next_run_at=result.next_run_at or base.next_run_at, last_outcome=str(result.outcome)
     )
+    if result.outcome is Outcome.DEFERRED:  # a window held it: not a failure, next run at the window's end
+        return checked
     if result.verification is not None and result.verification != VerificationOutcome.SKIPPED:
         checked = replace(checked, verification=str(result.verification), verified_at=now)
     if result.confirmed:
@@ -234,6 +236,9 @@ class SweepRequest:
     dry_run: bool = False
     due_by: datetime | None = None  # scheduled sweeps: skip what another replica already did
     recheck: bool = False  # verify credentials already applied against their registry again
+    operator: str | None = None  # manual sweeps: the person who asked (audited beside the actor)
+    reason: str | None = None
+    ignore_pause: bool = False  # `once --ignore-pause`: rotate paused pairs too (each write says so)
 
     def pairs(self) -> list[tuple[SecretSpec, RotationKey]]:
         """Every (entry, pair) the request covers, in configuration order."""

@@ -9,6 +9,7 @@ if configured, is added on top by APScheduler when a job actually runs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import threading
 from collections.abc import Callable
@@ -49,6 +50,18 @@ def cron_problem(expression: str, timezone: str = "UTC") -> str | None:
     except (ValueError, KeyError, LookupError) as e:
         return str(e) or type(e).__name__
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _crontab(expression: str, timezone: str) -> CronTrigger:
+    """A parsed cron trigger (parsing costs about 0.3 ms; windows ask for the same few again and again)."""
+    return CronTrigger.from_crontab(expression, timezone=timezone)
+
+
+def cron_start(expression: str, timezone: str, *, at_or_after: datetime) -> datetime | None:
+    """The first fire time of a five-field cron expression at or after ``at_or_after`` (pure; windows use it)."""
+    start: datetime | None = _crontab(expression, timezone).get_next_fire_time(None, at_or_after)
+    return start.astimezone(UTC) if start is not None else None
 
 
 # Longer than any gap of a yearly schedule: a leap year, plus a day for time zone shifts.

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from service.config import SecretConfig
+from service.controls import Holds
 from service.health import stale
 from service.model import RotationKey, RotationState, short_fingerprint
 
@@ -20,6 +21,7 @@ COLUMNS = (
     "fingerprint",
     "verification",
     "stale",
+    "hold",
 )
 
 
@@ -29,11 +31,14 @@ def status_rows(
     *,
     now: datetime,
     allowance: Callable[[SecretConfig], timedelta],
+    holds: Holds | None = None,
 ) -> list[dict[str, Any]]:
     """One row per configured (target, secret); a key never rotated shows as such.
 
-    ``allowance`` is how old a pair's last success may be before it counts as stale.
+    ``allowance`` is how old a pair's last success may be before it counts as stale; ``holds``
+    are the operators' pauses and pins.
     """
+    holds = holds or Holds()
     rows = []
     for secret in secrets:
         for target in secret.targets:
@@ -57,9 +62,26 @@ def status_rows(
                     "credential_expires_at": _iso(state.credential_expires_at),
                     "confirmed_at": _iso(state.confirmed_at),
                     "target_identity": state.target_identity,
+                    **_hold_fields(holds, RotationKey(target, secret.name), deferred=state.last_outcome == "deferred"),
                 }
             )
     return rows
+
+
+def _hold_fields(holds: Holds, key: RotationKey, *, deferred: bool) -> dict[str, Any]:
+    """``paused`` (who, why), ``pinned_version``, and ``hold``: the short form for the table.
+
+    A pair whose last run a deny window deferred says ``window`` (its next run is the window's end).
+    """
+    pause, pin = holds.pause_of(key), holds.pin_of(key)
+    words = ("paused" if pause else "", f"pinned v{pin.version}" if pin else "", "window" if deferred else "")
+    short = [word for word in words if word]
+    return {
+        "paused": pause.describe() if pause else None,
+        "pinned_version": pin.version if pin else None,
+        "pinned": pin.describe() if pin else None,
+        "hold": ", ".join(short) or None,
+    }
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, int]:

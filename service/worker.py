@@ -27,9 +27,9 @@ from service import logs
 from service.app import App
 from service.config import Settings
 from service.errors import ConfigError, DependencyUnavailable, RotatorError
-from service.health import Progress, liveness, wait_delay
+from service.health import Progress, liveness, stale, wait_delay
 from service.http import HealthServer, Probes
-from service.model import RotationKey, RotationState, ScheduleSpec, SecretSpec, Trigger
+from service.model import Outcome, RotationKey, RotationState, ScheduleSpec, SecretSpec, Trigger
 from service.reload import plan_reload
 from service.rotation import SweepReport, SweepRequest
 from service.scheduler import Scheduler, every, trigger_for
@@ -40,7 +40,7 @@ log = logs.get_logger("rotator.worker")
 SOON_ENOUGH = timedelta(seconds=5)  # a regular run this close makes an extra one pointless
 VAULT_MAINTENANCE_EVERY = timedelta(seconds=5)  # cheap: maintain() acts only when renewal is due
 INSTANCE_MAINTENANCE_EVERY = timedelta(seconds=2)  # after a failover the lock is back within seconds
-HEALTH_EVERY = timedelta(seconds=60)  # stale flags and metrics from one state read (alerts wait 15 min)
+HEALTH_EVERY = timedelta(seconds=30)  # stale flags and metrics from one state read (alerts wait 15 min)
 READY_CACHE_SECONDS = 3.0  # probes are answered from a recent check, as kopf's are
 WAIT_BASE, WAIT_CAP = timedelta(seconds=1), timedelta(seconds=30)
 
@@ -300,6 +300,13 @@ class Worker:
             return
         self.scheduler.once(f"rotate-soon:{key}", at, self.tick_pair, key, trigger)
 
+    def _after_window(self, key: RotationKey, at: datetime) -> None:
+        """A run deferred by a window runs as the window ends (regular runs before then are not granted)."""
+        regular = self.scheduler.next_run_time(self._job_of[key])
+        if regular is not None and at <= regular <= at + SOON_ENOUGH:
+            return
+        self.scheduler.once(f"rotate-soon:{key}", at, self.tick_pair, key, Trigger.SCHEDULE)
+
     def _regular_run_within(self, job: str, at: datetime) -> bool:
         regular = self.scheduler.next_run_time(job)
         return regular is not None and regular <= at + SOON_ENOUGH
@@ -350,7 +357,9 @@ class Worker:
             if job_id is None:
                 continue
             job = self.scheduler.next_run_time(job_id)
-            if result.next_run_at is not None and job is not None and result.next_run_at < job:
+            if result.outcome is Outcome.DEFERRED and result.next_run_at is not None:
+                self._after_window(result.key, result.next_run_at)
+            elif result.next_run_at is not None and job is not None and result.next_run_at < job:
                 self.run_soon(result.key, result.next_run_at)
             if job is not None:
                 self.app.metrics.next_run_at(secret=result.key.secret, at=job)
@@ -410,14 +419,18 @@ class Worker:
         self._lock_problem = problem
 
     def _export_health(self) -> None:
-        """Stale flags per pair, as metrics (one state read for every pair)."""
+        """Stale flags per pair, as metrics: one state read, no status rows built (the idle worker's main cost)."""
         try:
-            rows = self.status()["rotations"]
+            states = self.app.state.load()
         except RotatorError as e:
             log.warning("health.state_unavailable", error=e.code)
             return
-        for row in rows:
-            self.app.metrics.pair_stale(target=row["target"], secret=row["secret"], stale=bool(row["stale"]))
+        now = self.app.clock()
+        for secret in self.settings.secrets:
+            allowance = self.app.stale_allowance(secret)
+            for target in secret.targets:
+                flag = stale(states.get(RotationKey(target, secret.name)), now=now, allowance=allowance)
+                self.app.metrics.pair_stale(target=target, secret=secret.name, stale=flag)
 
     # --- http -----------------------------------------------------------------------
 
@@ -467,7 +480,11 @@ class Worker:
 
     def status(self) -> dict[str, Any]:
         rows = status_rows(
-            self.settings.secrets, self.app.state.load(), now=self.app.clock(), allowance=self.app.stale_allowance
+            self.settings.secrets,
+            self.app.state.load(),
+            now=self.app.clock(),
+            allowance=self.app.stale_allowance,
+            holds=self.app.controls.everything(),
         )
         return {**summary(rows), "rotations": rows}
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from service.audit.chain import GENESIS, chain
+from service.controls import Holds, Pause, Pin
 from service.errors import AuditUnavailable, RotatorError, SecretNotFound, SourceError
 from service.model import (
     AuditEvent,
@@ -32,7 +33,15 @@ from service.model import (
     VerifyPolicy,
     WriteReceipt,
 )
-from service.ports import AuditLog, CredentialSource, RegistryVerifier, RotationListener, SecretStore, StateStore
+from service.ports import (
+    AuditLog,
+    CredentialSource,
+    OperatorControls,
+    RegistryVerifier,
+    RotationListener,
+    SecretStore,
+    StateStore,
+)
 from service.rotation import Notice
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -71,14 +80,18 @@ class FakeSource:
     lease_duration: int | None = None
     reads: list[str] = field(default_factory=list)
     clock: FakeClock = field(default_factory=FakeClock)
+    history: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)  # KV v2: every version put
 
     def put(self, path: str, username: str, password: str) -> None:
         self.entries[path] = (username, password)
         self.versions[path] = self.versions.get(path, 0) + 1
+        self.history[(path, self.versions[path])] = (username, password)
 
     def read(self, source: SourceSpec) -> RegistryCredential:
         self.reads.append(source.path)
         entry = self.entries.get(source.path)
+        if source.version is not None:  # a pinned read (rollback): that version or nothing
+            entry = self.history.get((source.path, source.version))
         if entry is None:
             raise SourceError(f"no secret at {source.mount}/{source.path}", mount=source.mount, path=source.path)
         if isinstance(entry, RotatorError):
@@ -86,7 +99,7 @@ class FakeSource:
         info = SourceInfo(
             mount=source.mount,
             path=source.path,
-            version=self.versions.get(source.path),
+            version=source.version or self.versions.get(source.path),
             request_id=f"req-{len(self.reads)}",
             lease_duration=self.lease_duration,
         )
@@ -258,8 +271,30 @@ class RecordingListener:
         self.audit_failures.append(error)
 
 
+@dataclass
+class FakeControls:
+    """Pauses and pins in memory (``service.ports.OperatorControls``); records the keys of each read."""
+
+    pauses: list[Pause] = field(default_factory=list)
+    pins: dict[RotationKey, Pin] = field(default_factory=dict)
+    reads: list[int] = field(default_factory=list)  # how many keys each holds() call asked about
+
+    def holds(self, keys: Sequence[RotationKey]) -> Holds:
+        self.reads.append(len(keys))
+        wanted = set(keys)
+        return Holds(pauses=tuple(self.pauses), pins={k: p for k, p in self.pins.items() if k in wanted})
+
+
 def _fakes_satisfy_the_ports() -> tuple[
-    StateStore, AuditLog, CredentialSource, SecretStore, RegistryVerifier, RotationListener
+    StateStore, AuditLog, CredentialSource, SecretStore, RegistryVerifier, RotationListener, OperatorControls
 ]:
     """Never called: strict mypy (pyproject's ``files``) checks here that each fake satisfies its Protocol."""
-    return FakeState(), FakeAudit(), FakeSource(), FakeStore(target="eu"), FakeVerifier(), RecordingListener()
+    return (
+        FakeState(),
+        FakeAudit(),
+        FakeSource(),
+        FakeStore(target="eu"),
+        FakeVerifier(),
+        RecordingListener(),
+        FakeControls(),
+    )

@@ -260,8 +260,8 @@ class AICoreClient:
             content = _content(call)
         started = self._clock()
         try:
-            response = self._http.request(
-                call.method, self._url(call.path), params=call.params, content=content, headers=headers
+            response = self._http.request(  # params=None: an empty dict would rebuild the URL once more
+                call.method, self._url(call.path), params=call.params or None, content=content, headers=headers
             )
         except httpx.HTTPError as e:
             if call.config is not None and sent_before_failing(e):

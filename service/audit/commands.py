@@ -73,6 +73,7 @@ def _filter(
     runs: Sequence[str],
     since: str | None,
     until: str | None,
+    operators: Sequence[str] = (),
 ) -> AuditFilter:
     unknown = sorted(set(events) - {event.value for event in EventType})
     if unknown:
@@ -85,6 +86,7 @@ def _filter(
         events=events,
         actors=actors,
         runs=runs,
+        operators=operators,
         since=_time(since, now),
         until=_time(until, now),
     )
@@ -105,11 +107,19 @@ def audit_list(
     out: TextIO,
     columns: str | None = None,
     err: TextIO | None = None,
+    operators: Sequence[str] = (),
 ) -> int:
     """``rotator audit list``: matching events, newest first, as a table, JSON lines or CSV."""
     try:
         chosen = _filter(
-            secrets=secrets, targets=targets, events=events, actors=actors, runs=runs, since=since, until=until
+            secrets=secrets,
+            targets=targets,
+            events=events,
+            actors=actors,
+            runs=runs,
+            since=since,
+            until=until,
+            operators=operators,
         )
         writer = WRITERS[_format(fmt, LIST_FORMATS)]
         names = parse_columns(columns)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import re
 
 ROLE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-TABLES = ("audit_events", "audit_chain_head", "rotation_state", "leases", "alembic_version")
+TABLES = ("audit_events", "audit_chain_head", "rotation_state", "leases", "pauses", "pins", "alembic_version")
 APP_PRIVILEGES = (
     ("SELECT, INSERT", "audit_events"),
     ("SELECT, UPDATE", "audit_chain_head"),
     ("SELECT, INSERT, UPDATE", "rotation_state"),
     ("SELECT, INSERT, UPDATE", "leases"),
+    ("SELECT, INSERT, DELETE", "pauses"),  # operator controls: `pause` inserts, `resume` deletes
+    ("SELECT, INSERT, UPDATE, DELETE", "pins"),  # `rollback` upserts, `unpin` deletes
     ("SELECT", "alembic_version"),
 )
 

@@ -27,6 +27,7 @@ TABLE = (
     ("SECRET", "secret", 24),
     ("TRIGGER", "trigger", 8),
     ("ACTOR", "actor", 18),
+    ("OPERATOR", "operator", 18),  # manual actions: who ran them
     ("HTTP", "http_status", 4),
     ("FINGERPRINT", "fingerprint", 12),
     ("ERROR", "error_code", 18),
@@ -78,7 +79,10 @@ def table_layout(columns: Sequence[str] | None) -> tuple[tuple[str, str, int], .
 
 def write_table(rows: Iterable[Row], out: TextIO, columns: Sequence[str] | None = None) -> int:
     """One line per event under a header; returns the number of events."""
+    rows = list(rows)
     layout = table_layout(columns)
+    if columns is None and not any(row.get("operator") for row in rows):  # no manual action listed: no column for it
+        layout = tuple(entry for entry in layout if entry[1] != "operator")
     cells = [[_cut(_cell(row, column), widest) for _, column, widest in layout] for row in rows]
     widths = [max([len(header)] + [len(line[i]) for line in cells]) for i, (header, _, _) in enumerate(layout)]
     for line in [[header for header, _, _ in layout], *cells]:

@@ -34,6 +34,7 @@ class AuditFilter:
     events: Sequence[str] = ()
     actors: Sequence[str] = ()
     runs: Sequence[str] = ()
+    operators: Sequence[str] = ()
     since: datetime | None = None
     until: datetime | None = None
     after_seq: int | None = None  # export's resumable cursor: rows with a greater seq
@@ -46,10 +47,12 @@ def conditions(chosen: AuditFilter) -> list[sa.ColumnElement[bool]]:
         (c.secret, chosen.secrets),
         (c.target, chosen.targets),
         (c.event, chosen.events),
-        (c.actor, chosen.actors),
         (c.run_id, chosen.runs),
+        (c.operator, chosen.operators),
     ]
     clauses: list[sa.ColumnElement[bool]] = [column.in_(list(values)) for column, values in by_value if values]
+    if chosen.actors:
+        clauses.append(sa.or_(*(actor_is(name) for name in chosen.actors)))
     if chosen.since is not None:
         clauses.append(c.recorded_at >= chosen.since)
     if chosen.until is not None:
@@ -57,6 +60,15 @@ def conditions(chosen: AuditFilter) -> list[sa.ColumnElement[bool]]:
     if chosen.after_seq is not None:
         clauses.append(c.seq > chosen.after_seq)
     return clauses
+
+
+def actor_is(name: str) -> sa.ColumnElement[bool]:
+    """An actor given whole (``rotator/<version>@<instance>``) or by its instance name alone."""
+    c = audit_events.c
+    if "@" in name or "/" in name:
+        return c.actor == name
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.or_(c.actor == name, c.actor.like(f"%@{escaped}", escape="\\"))
 
 
 def parse_time(text: str, *, now: datetime) -> datetime:

@@ -97,9 +97,12 @@ def _state_row(state: RotationState) -> dict[str, Any]:
 
 
 def _state_from_row(row: Any) -> RotationState:
-    return RotationState(
-        key=RotationKey(row.target, row.secret), **{name: getattr(row, name) for name in _STATE_FIELDS}
-    )
+    """A row of ``_LOAD`` (target, secret, then ``_STATE_FIELDS`` in order) as a state."""
+    return RotationState(key=RotationKey(row[0], row[1]), **dict(zip(_STATE_FIELDS, row[2:], strict=True)))
+
+
+# Only what a state holds (no updated_at), in _STATE_FIELDS order: rows are read by position.
+_LOAD = sa.select(rotation_state.c.target, rotation_state.c.secret, *(rotation_state.c[name] for name in _STATE_FIELDS))
 
 
 class PostgresStateStore:
@@ -111,7 +114,7 @@ class PostgresStateStore:
 
     def load(self, keys: Sequence[RotationKey] | None = None) -> dict[RotationKey, RotationState]:
         """The stored state of ``keys`` (every key when None); keys without state are absent."""
-        query = sa.select(rotation_state)
+        query = _LOAD
         if keys is not None:
             query = query.where(sa.tuple_(rotation_state.c.target, rotation_state.c.secret).in_(list(keys)))
         with translated(f"load rotation state at {where(self._engine)}"), self._engine.connect() as conn:

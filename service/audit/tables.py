@@ -123,3 +123,27 @@ leases = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True)),  # NULL: released
     sa.Column("acquired_at", sa.DateTime(timezone=True)),
 )
+
+# Added by migration 0003: operator controls (`rotator pause` / `rollback`). '*' in a pause means
+# every target or every secret ('*', '*' is the global kill switch); a pin holds one pair at a KV v2 version.
+pauses = sa.Table(
+    "pauses",
+    metadata,
+    sa.Column("target", sa.Text, primary_key=True),
+    sa.Column("secret", sa.Text, primary_key=True),
+    sa.Column("operator", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+pins = sa.Table(
+    "pins",
+    metadata,
+    sa.Column("target", sa.Text, primary_key=True),
+    sa.Column("secret", sa.Text, primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("operator", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("version > 0", name="version_positive"),
+)

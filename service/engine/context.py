@@ -7,7 +7,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from service.controls import Pause
 from service.engine.once import Once
+from service.engine.options import WindowHold
 from service.errors import RotatorError
 from service.model import (
     AuditEvent,
@@ -33,6 +35,8 @@ class SweepScope:
     now: datetime | None = None
     sources: Once[Hashable, RegistryCredential] = field(default_factory=Once)
     verifications: Once[Hashable, VerificationResult] = field(default_factory=Once)
+    windows: Once[Hashable, WindowHold | None] = field(default_factory=Once)
+    overridden: dict[RotationKey, Pause] = field(default_factory=dict)  # paused, rotated by --ignore-pause
 
     @property
     def at(self) -> datetime:
@@ -102,6 +106,8 @@ class RotationContext:
             registries=self.registries,
             trigger=self.scope.request.trigger,
             actor=self.actor,
+            operator=self.scope.request.operator,
+            reason=self.scope.request.reason,
             source_mount=source.mount,
             source_path=source.path,
             source_version=source.version,

@@ -5,9 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from service.model import SecretSpec
 from service.rotation import AuditKeys
+
+
+class WindowHold(Protocol):
+    """What holds a secret's writes now (``service.windows.Block``): until when, and why."""
+
+    @property
+    def until(self) -> datetime: ...
+
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,6 +39,8 @@ class RotatorOptions:
     # The schedule's period: an unchanged secret is looked up in AI Core once per period (drift).
     # None: never (unit tests that count calls).
     confirm_every: Callable[[SecretSpec, datetime], timedelta] | None = None
+    # Deny / allow windows: what holds the entry's writes at a time (service.windows.blocked), if anything.
+    window_block: Callable[[SecretSpec, datetime], WindowHold | None] | None = None
 
     @property
     def audit_keys(self) -> AuditKeys:

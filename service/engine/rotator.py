@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from service.controls import Holds, Pin
 from service.engine.commit import Closing, GroupCommit
 from service.engine.concurrency import Pool
 from service.engine.context import SweepScope
@@ -22,7 +23,15 @@ from service.engine.recovery import Recovery
 from service.engine.steps import Attempt, RotationSteps
 from service.errors import AuditError, RotatorError
 from service.model import LeaseGrant, Outcome, RotationKey, RotationState, SecretSpec, Trigger
-from service.ports import AuditLog, CredentialSource, RegistryVerifier, RotationListener, SecretStore, StateStore
+from service.ports import (
+    AuditLog,
+    CredentialSource,
+    OperatorControls,
+    RegistryVerifier,
+    RotationListener,
+    SecretStore,
+    StateStore,
+)
 from service.rotation import Notice, RotationResult, SweepReport, SweepRequest, next_run_after, state_after
 
 SKIPPED = "another replica holds it or already rotated it for this due time"
@@ -44,8 +53,10 @@ class Rotator:
         clock: Callable[[], datetime],
         timer: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        controls: OperatorControls | None = None,
     ) -> None:
         self._audit = audit
+        self._controls = controls
         self._listener = listener
         self._options = options
         self._clock = clock
@@ -78,14 +89,31 @@ class Rotator:
         scope = SweepScope(request=request, now=self._clock())
         started = self._timer()
         work = request.pairs()
-        results = self._pool.map_by_target([key for _, key in work], lambda i: self._rotate(scope, *work[i]))
+        holds = self._holds([key for _, key in work])  # one query: DESIGN.md step 1, before any claim
+        results = self._pool.map_by_target([key for _, key in work], lambda i: self._held(scope, holds, *work[i]))
         return self._report(scope, results, started)  # results in configuration order
+
+    def _holds(self, keys: list[RotationKey]) -> Holds:
+        return self._controls.holds(keys) if self._controls is not None and keys else Holds()
+
+    def _held(self, scope: SweepScope, holds: Holds, secret: SecretSpec, key: RotationKey) -> RotationResult:
+        """A paused pair is reported without a claim, a Vault read or a write; a pinned one reads its version."""
+        pause = holds.pause_of(key)
+        if pause is not None and not scope.request.ignore_pause:
+            result = scope.result(key, Outcome.PAUSED, message=pause.describe())
+            self._listener.rotation_finished(result)
+            return result
+        if pause is not None:
+            scope.overridden[key] = pause
+        return self._rotate(scope, pinned(secret, holds.pin_of(key)), key)
 
     def recover(self, pairs: Mapping[RotationKey, SecretSpec], *, trigger: Trigger = Trigger.STARTUP) -> SweepReport:
         """Close open intents whose pair is free as ``interrupted`` and rotate those pairs again at once."""
         scope = SweepScope(request=SweepRequest(secrets=[], trigger=trigger, force=True), now=self._clock())
         started = self._timer()
-        results = self._recovery.recover(scope, pairs, self._rotate)
+        holds = self._holds(list(pairs))  # a pinned pair is rotated again at its pin; a paused one is not
+        held = {key: pinned(spec, holds.pin_of(key)) for key, spec in pairs.items() if holds.pause_of(key) is None}
+        results = self._recovery.recover(scope, held, self._rotate)
         return self._report(scope, results, started)
 
     def close(self) -> None:
@@ -147,7 +175,9 @@ class Rotator:
     def _next_run(
         self, scope: SweepScope, secret: SecretSpec, state: RotationState | None, attempt: Attempt
     ) -> datetime | None:
-        """The one place the next run is computed: schedule, credential lease, or failure backoff."""
+        """The one place the next run is computed: schedule, credential lease, failure backoff, or a window's end."""
+        if attempt.result.outcome is Outcome.DEFERRED:
+            return attempt.result.next_run_at
         scheduled = self._options.schedule_next(secret, scope.at) if self._options.schedule_next else None
         return next_run_after(
             attempt.result.outcome,
@@ -186,3 +216,10 @@ class Rotator:
             self._listener.noticed(Notice("rotation.state_not_saved", "error", grant.key, fields))
         elif not closed.kept:
             self._listener.noticed(Notice("rotation.lease_lost", "warning", grant.key, {"token": grant.token}))
+
+
+def pinned(secret: SecretSpec, pin: Pin | None) -> SecretSpec:
+    """``secret`` reading its pinned KV v2 version (after ``rotator rollback``), or as configured."""
+    if pin is None or secret.source.kind != "kv2":
+        return secret
+    return replace(secret, source=replace(secret.source, version=pin.version))

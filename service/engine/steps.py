@@ -16,7 +16,7 @@ from service.dockerconfig import registry_hosts, render
 from service.engine.commit import GroupCommit
 from service.engine.concurrency import Pool
 from service.engine.context import RotationContext, SweepScope
-from service.engine.options import RotatorOptions
+from service.engine.options import RotatorOptions, WindowHold
 from service.errors import AICoreError, AuditError, OutcomeUnknown, SecretNotFound
 from service.model import (
     AuditEvent,
@@ -74,6 +74,10 @@ class RotationSteps:
 
     def run(self, scope: SweepScope, secret: SecretSpec, key: RotationKey, state: RotationState | None) -> Attempt:
         """Steps 3 to 9 of DESIGN.md for one pair; errors propagate to the rotator's one guard."""
+        hold = self._window(scope, secret)
+        if hold is not None:  # a deny window (or no allow window) holds it: nothing read, nothing written
+            deferred = scope.result(key, Outcome.DEFERRED, message=hold.describe())
+            return Attempt(replace(deferred, next_run_at=hold.until))
         store = self._stores(key.target)
         credential = self._read(scope, secret)
         hosts = registry_hosts(list(secret.registries), credential, secret=secret.name)
@@ -105,6 +109,12 @@ class RotationSteps:
             return Attempt(ctx.result(Outcome.DRY_RUN, would_write=True), credential=credential)
         intent = self._intent(ctx, decision.action, missing=missing)
         return self._write(ctx, store, config, intent, missing=missing)
+
+    def _window(self, scope: SweepScope, secret: SecretSpec) -> WindowHold | None:
+        check = self._options.window_block
+        if check is None:
+            return None
+        return scope.windows.get((secret.name, secret.targets), lambda: check(secret, scope.at))
 
     # --- step 3: the source, once per sweep -------------------------------------------
 
@@ -189,7 +199,10 @@ class RotationSteps:
     def _intent(self, ctx: RotationContext, action: Action, *, missing: bool) -> AuditRecord:
         """Append the intent and commit it: no PATCH without it (an AuditError stops the rotation here)."""
         forced = action is Action.FORCE and ctx.scope.request.trigger is Trigger.MANUAL
-        events = [ctx.event(EventType.FORCED, message="written although unchanged (--force)")] if forced else []
+        notes = ["written although unchanged (--force)"] if forced else []
+        if (pause := ctx.scope.overridden.get(ctx.key)) is not None:
+            notes.append(f"written although {pause.describe()} (--ignore-pause)")
+        events = [ctx.event(EventType.FORCED, message="; ".join(notes))] if notes else []
         events.append(ctx.event(EventType.INTENT, message=write_reason(action, ctx, missing=missing)))
         try:
             return self._commit.append(events)[-1]

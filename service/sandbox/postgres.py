@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -43,8 +44,11 @@ def binaries() -> Path:
 class EmbeddedPostgres:
     """``with EmbeddedPostgres() as pg: pg.url``: a superuser URL without a password."""
 
-    def __init__(self, *, base_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, *, base_dir: Path | None = None, port: int | None = None, settings: Mapping[str, str] | None = None
+    ) -> None:
         self._owns_dir = base_dir is None
+        self._settings = {**FAST_SETTINGS, **(settings or {})}  # e.g. the benchmark's durable settings
         self.base_dir = base_dir or Path(tempfile.mkdtemp(prefix="rotator-pg-"))
         self.port = port or free_port()
         self._process: subprocess.Popen[bytes] | None = None
@@ -78,7 +82,7 @@ class EmbeddedPostgres:
                     "--no-sync",
                 ]
             )
-        settings = [arg for key, value in FAST_SETTINGS.items() for arg in ("-c", f"{key}={value}")]
+        settings = [arg for key, value in self._settings.items() for arg in ("-c", f"{key}={value}")]
         command = [
             str(binaries() / "postgres"),
             "-D",

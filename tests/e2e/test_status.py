@@ -112,6 +112,7 @@ def test_status_and_the_http_port_describe_the_rotations(scene: Scene) -> None:
         "FINGERPRINT",
         "VERIFICATION",
         "STALE",
+        "HOLD",
     ]
     assert table[-1] == "2 pairs, 1 stale, 0 never, 1 failing"
     cells = {tuple(line.split()[:2]): line.split() for line in table[1:-1]}

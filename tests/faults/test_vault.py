@@ -140,8 +140,8 @@ def test_latest_version_destroyed(case: FaultScene) -> None:
     case.check()
 
 
-def test_a_pair_failing_past_its_schedule_is_stale_on_status(case: FaultScene) -> None:
-    """While its source is gone the pair turns stale on /status, and fresh again once it is written."""
+def test_a_pair_failing_past_its_schedule_is_stale_on_status_and_metrics(case: FaultScene) -> None:
+    """While its source is gone the pair turns stale (/status, and rotator_secret_stale within 45s); then fresh."""
     case.fault("KV path deleted for longer than the schedule allows (period 1s + misfire grace 1s)")
     case.set("rotation", misfire_grace="1s")
     first = steps.pair(case)
@@ -149,14 +149,22 @@ def test_a_pair_failing_past_its_schedule_is_stale_on_status(case: FaultScene) -
     steps.holds(case, "tenant-a", "acme", first)
     base = worker.http_url()
     case.root.secrets.kv.v2.delete_metadata_and_all_versions(path=steps.path_of(case, "acme"), mount_point=case.mount)
-    eventually(lambda: _stale(base) is True, timeout=15, what="the pair stale on /status")
+    # /status is computed per request; the metric by the worker's health job, every 30 s
+    eventually(lambda: _stale(base) == (True, 1.0), timeout=45, what="the pair stale on /status and /metrics")
     password = case.put(steps.path_of(case, "acme"))
     steps.holds(case, "tenant-a", "acme", password)
-    eventually(lambda: _stale(base) is False, timeout=10, what="the pair fresh again on /status")
+    eventually(lambda: (_stale(base) or (True, 0))[0] is False, timeout=10, what="the pair fresh again on /status")
     case.check()
 
 
-def _stale(base: str) -> bool | None:
-    """The pair's stale flag on /status (the rotator_secret_stale metric is exported only once a minute)."""
+def _stale(base: str) -> tuple[bool, float] | None:
+    """(the pair's stale flag on /status, the rotator_secret_stale sample on /metrics)."""
     rows = httpx.get(base + "/status", timeout=5).json()["rotations"]
-    return bool(rows[0]["stale"]) if len(rows) == 1 else None
+    samples = [
+        float(line.rsplit(" ", 1)[1])
+        for line in httpx.get(base + "/metrics", timeout=5).text.splitlines()
+        if line.startswith("rotator_secret_stale{") and 'secret="acme"' in line
+    ]
+    if len(rows) != 1 or len(samples) != 1:
+        return None
+    return bool(rows[0]["stale"]), samples[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import psycopg
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from service.audit import commands
+from service.audit.controls import PostgresControls
 from service.audit.db import make_engine
 from service.audit.instance import InstanceLock
 from service.audit.queries import AuditFilter, list_events
@@ -20,8 +22,9 @@ from service.audit.state import PostgresStateStore
 from service.audit.store import AuditStore
 from service.audit.verify import verify_chain
 from service.config import DatabaseConfig
+from service.controls import Pause, Pin, Scope
 from service.errors import AuditError
-from service.model import RotationKey, RotationState
+from service.model import EventType, RotationKey, RotationState
 from tests.integration.audit.conftest import make_event
 
 
@@ -110,3 +113,19 @@ def test_bad_role_names_exit_2(app: str, reader: str, message: str, capsys: pyte
     assert commands.db_grants(app_role=app, reader_role=reader, out=out) == 2
     assert out.getvalue() == ""
     assert message in capsys.readouterr().err
+
+
+def test_app_role_pauses_and_pins(roles: dict[str, Engine]) -> None:
+    """As the app role: pause, resume, pin, re-pin and unpin, each with its audit row."""
+    controls = PostgresControls(roles["app"])
+    key = RotationKey("eu", "ghcr-pull")
+    pause = Pause(scope=Scope(secret="ghcr-pull"), operator="alice", reason="incident 7")
+    assert controls.pause(pause, event=make_event(event=EventType.PAUSED)) is None
+    assert controls.resume(pause.scope, event=make_event(event=EventType.RESUMED)) is not None
+    pin = Pin(key=key, version=2, operator="alice", reason="bad push")
+    controls.pin(pin, event=make_event(event=EventType.PINNED))
+    controls.pin(replace(pin, version=1), event=make_event(event=EventType.PINNED))
+    assert controls.holds([key]).pins[key].version == 1
+    assert controls.unpin(key, event=make_event(event=EventType.UNPINNED)) is not None
+    events = [row["event"] for row in list_events(roles["reader"], AuditFilter(), limit=10)]
+    assert events == ["unpinned", "pinned", "pinned", "resumed", "paused"]

@@ -18,7 +18,7 @@ from service.audit.tables import metadata
 from service.errors import SchemaNotCurrent
 
 REPO = Path(__file__).resolve().parents[3]
-TABLES = {"audit_events", "audit_chain_head", "rotation_state", "leases"}
+TABLES = {"audit_events", "audit_chain_head", "rotation_state", "leases", "pauses", "pins"}
 
 
 def _tables(engine: Engine) -> set[str]:

@@ -59,9 +59,12 @@ def test_grants_give_the_app_no_update_or_delete_on_the_trail() -> None:
     """The script grants the app SELECT and INSERT on audit_events only, and readers SELECT only."""
     sql = grants_sql(app_role="app", reader_role="reader")
     assert 'GRANT SELECT, INSERT ON audit_events TO "app";' in sql
-    assert 'GRANT SELECT ON audit_events, audit_chain_head, rotation_state, leases, alembic_version TO "reader";' in sql
+    tables = "audit_events, audit_chain_head, rotation_state, leases, pauses, pins, alembic_version"
+    assert f'GRANT SELECT ON {tables} TO "reader";' in sql
     grants = [line for line in sql.splitlines() if line.startswith("GRANT")]
-    assert not any("DELETE" in line or "TRUNCATE" in line for line in grants)
+    assert not any("TRUNCATE" in line for line in grants)
+    deleting = [line.split(" ON ")[1].split()[0] for line in grants if "DELETE" in line]
+    assert deleting == ["pauses", "pins"], "only operator controls are ever deleted (resume, unpin)"
     assert not any("UPDATE" in line and "audit_events" in line for line in grants)
 
 

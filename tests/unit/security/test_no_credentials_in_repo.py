@@ -48,6 +48,7 @@ NOT_A_VALUE = re.compile(
       | /[^\s'"]*                                     # a file path
       | secretKeyRef | valueFrom | credentials_file
       | os\.environ(?:\.get)?[\[(].*                 # code that reads a variable
+      | [A-Za-z_][\w.]*\(.*                           # code: the value of a call (password = steps.pair(case))
       | [a-z][a-z0-9]*(?:-[a-z0-9]+)+                 # a kebab-case name: an AI Core secret's (secret: acme-registry)
     )['"]?,?$""",
     re.VERBOSE,
