@@ -43,6 +43,7 @@ _SECONDS: dict[str, float] = {}
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "faults: the fault suite (tests/faults): real processes and injected faults")
+    config.addinivalue_line("filterwarnings", _DEBRIS)  # also at the session's end, outside any test
 
 
 # A PostgreSQL stopped under a pool leaves psycopg connections that SQLAlchemy drops without

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ class EmulatorProcess:
         self.url: str = ready["url"]
         self._admin = httpx.Client(base_url=ready["admin"], timeout=10)
         self.inspect = RemoteInspector(self)
-        self.paused = False
+        self.pauses: list[tuple[float, float]] = []  # (SIGSTOP, SIGCONT) wall-clock times
 
     def admin(
         self, method: str, path: str, body: dict[str, Any] | None = None, *, ok: tuple[int, ...] = (200, 201)
@@ -157,11 +158,12 @@ class EmulatorProcess:
     def pause(self) -> None:
         """SIGSTOP: connections are accepted by the kernel but nothing answers (AI Core hangs)."""
         self.process.send_signal(signal.SIGSTOP)
-        self.paused = True
+        self.pauses.append((time.time(), float("inf")))
 
     def resume(self) -> None:
         self.process.send_signal(signal.SIGCONT)
-        self.paused = False
+        start, _ = self.pauses[-1]
+        self.pauses[-1] = (start, time.time())
 
     def text(self) -> str:
         """Everything the process wrote, and its request log."""

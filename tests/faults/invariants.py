@@ -25,6 +25,7 @@ from datetime import datetime
 from tests.faults.emulator import Logged
 
 OUTCOMES = ("applied", "failed", "unknown", "interrupted", "rejected", "missing")
+PAUSE_DRAIN = 2.0  # seconds after SIGCONT in which the emulator still handles requests the kernel held
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,18 @@ def intents(rows: Sequence[Row]) -> list[Intent]:
 
 
 def no_write_without_intent(
-    rows: Sequence[Row], requests: Iterable[Logged], tenants_of: Mapping[str, set[str]]
+    rows: Sequence[Row],
+    requests: Iterable[Logged],
+    tenants_of: Mapping[str, set[str]],
+    *,
+    paused: Sequence[tuple[float, float]] = (),
 ) -> list[str]:
-    """Problems: writes that arrived with no open, committed intent of their pair."""
+    """Problems: writes that arrived with no open, committed intent of their pair.
+
+    ``paused`` are (from, until) windows in which the emulator process was stopped: a
+    request it handled just after one may have been sent any time since it began (the
+    kernel held it), so its intent only has to be open at the window's start.
+    """
     by_pair: dict[tuple[str, str], list[Intent]] = defaultdict(list)
     for intent in intents(rows):
         for tenant in tenants_of.get(intent.row.target, {intent.row.target}):
@@ -90,12 +100,20 @@ def no_write_without_intent(
         latest = before[-1] if before else None
         if latest is None:
             problems.append(f"{request.method} {request.tenant}/{request.name} #{request.number}: no intent before it")
-        elif latest.closed_by is not None and latest.closed_by.at < request.at:
+        elif latest.closed_by is not None and latest.closed_by.at < _sent_by(request, paused):
             problems.append(
                 f"{request.method} {request.tenant}/{request.name} #{request.number}: "
                 f"its intent {latest.row.seq} was already closed ({latest.closed_by.event})"
             )
     return problems
+
+
+def _sent_by(request: Logged, paused: Sequence[tuple[float, float]]) -> float:
+    """The earliest the request may have been sent: its arrival, or the start of a pause it waited out."""
+    for start, end in paused:
+        if start <= request.at <= end + PAUSE_DRAIN:
+            return start
+    return request.at
 
 
 def intents_resolved(rows: Sequence[Row], *, within: float) -> tuple[list[str], float]:

@@ -225,7 +225,9 @@ class FaultScene(Scene):
         assert self.aicore is not None
         requests = self.aicore.inspect.requests()
         problems: dict[str, list[str]] = {}
-        problems["intent-first"] = invariants.no_write_without_intent(rows, requests, self.tenants_of)
+        problems["intent-first"] = invariants.no_write_without_intent(
+            rows, requests, self.tenants_of, paused=self.aicore.pauses
+        )
         resolved, longest = invariants.intents_resolved(rows, within=within)
         problems["resolved"] = resolved
         problems["once"] = invariants.written_once(rows, requests, self.tenants_of)

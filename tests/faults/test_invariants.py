@@ -42,6 +42,14 @@ def test_a_patch_after_its_intent_was_closed_is_found() -> None:
     assert invariants.no_write_without_intent(rows, [patch(1, 2.5)], {}) != []
 
 
+def test_a_patch_held_by_a_stopped_emulator_counts_from_the_pause() -> None:
+    """A PATCH handled just after SIGCONT may have been sent during the pause, while its intent was open."""
+    rows = [row(1, 1.0, "intent"), row(2, 5.0, "applied", 1)]
+    assert invariants.no_write_without_intent(rows, [patch(1, 5.2)], {}) != []
+    assert invariants.no_write_without_intent(rows, [patch(1, 5.2)], {}, paused=[(T0 + 1.5, T0 + 5.1)]) == []
+    assert invariants.no_write_without_intent(rows, [patch(1, 9.0)], {}, paused=[(T0 + 1.5, T0 + 5.1)]) != []
+
+
 def test_open_and_slow_intents_are_found() -> None:
     """An intent without outcome, or closed after the bound, breaks resolved; the longest time is reported."""
     problems, longest = invariants.intents_resolved([row(1, 0.0, "intent"), row(2, 9.0, "interrupted", 1)], within=6)
