@@ -45,6 +45,7 @@ def test_sigterm_mid_rotation(case: FaultScene) -> None:
     worker = steps.started(case)
     eventually(case.open_intents, timeout=15, what="the intent in flight")
     worker.send(signal.SIGTERM)
+    worker.wait_for(is_event("worker.stopping", signal="SIGTERM"), timeout=10, what="worker.stopping")
     assert worker.wait(timeout=20) == 0
     steps.outcome(worker, "applied")
     steps.holds(case, "tenant-a", "acme", password)
