@@ -365,7 +365,7 @@ def measure(args: argparse.Namespace, layout: Layout, log_stream: IO[str]) -> di
         clock = ShiftedClock()
         app = stack.enter_context(App(load_settings(config), clock=clock))
         migrate.upgrade(app.engine)
-        app.rotator.recover({secret.name: secret for secret in app.settings.secrets})  # as `rotator once` does
+        app.rotator.recover(app.settings.spec_pairs())  # as `rotator once` does
         sweeps = [timed_sweep(app, emulator, force=False, label="(a) first: every credential new")]
         sweeps.append(timed_sweep(app, emulator, force=False, label="(b) second: nothing changed"))
         if args.force:
