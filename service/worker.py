@@ -42,6 +42,8 @@ VAULT_MAINTENANCE_EVERY = timedelta(seconds=5)  # cheap: maintain() acts only wh
 INSTANCE_MAINTENANCE_EVERY = timedelta(seconds=2)  # after a failover the lock is back within seconds
 HEALTH_EVERY = timedelta(seconds=30)  # stale flags and metrics from one state read (alerts wait 15 min)
 READY_CACHE_SECONDS = 3.0  # probes are answered from a recent check, as kopf's are
+MAIN_LOOP_TICK = 1.0  # the main thread's loop: reload requests are served this often at the latest
+SIGNAL_POLL = 0.1  # how soon a SIGTERM / SIGINT / SIGHUP noted by its handler is acted on
 WAIT_BASE, WAIT_CAP = timedelta(seconds=1), timedelta(seconds=30)
 
 
@@ -70,7 +72,9 @@ class Worker:
         self.app = app
         self.settings = app.settings
         self._config_path = config_path  # SIGHUP reads it again
-        self._wake = threading.Event()  # the main thread waits on it: stop, or reload
+        # Set by the signal handlers: plain assignments, since a handler runs on the main thread
+        # between any two bytecodes and must never wait for a lock that thread may hold.
+        self._signalled: str | None = None
         self._reload_requested = False
         self.scheduler = Scheduler(misfire_grace=self.settings.rotation.misfire_grace)
         self._stop = threading.Event()
@@ -108,26 +112,38 @@ class Worker:
             targets=len(self.settings.targets),
             instance=self.app.instance,
         )
-        while not self._stop.is_set():
-            self._wake.wait()
-            self._wake.clear()
-            if self._reload_requested and not self._stop.is_set():
+        while not self._pause(MAIN_LOOP_TICK):
+            if self._reload_requested:
                 self._reload_requested = False
                 self.reload()
         return self._shutdown()
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
+
+    def _stopping(self) -> bool:
+        """Whether to stop; a signal noted by the handler becomes the stop event here, outside the handler."""
+        if self._signalled is not None and not self._stop.is_set():
+            log.info("worker.stopping", signal=self._signalled)
+            self._stop.set()
+        return self._stop.is_set()
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep on the main thread for ``seconds`` or until told to stop (True) or to reload (False)."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._reload_requested:
+                return False
+            time.sleep(min(left, SIGNAL_POLL))
+        return True
 
     def _install_signal_handlers(self) -> None:
         def handle(signum: int, _: FrameType | None) -> None:
-            log.info("worker.stopping", signal=signal.Signals(signum).name)
-            self.stop()
+            self._signalled = signal.Signals(signum).name  # no lock, no log call: see __init__
 
         def hang_up(signum: int, _: FrameType | None) -> None:
-            self._reload_requested = True  # done by the main thread, not inside the handler
-            self._wake.set()
+            self._reload_requested = True
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
@@ -184,7 +200,7 @@ class Worker:
         at head, or a configuration error, still ends the process (exit 2): waiting won't fix it.
         """
         attempt = 0
-        while not self._stop.is_set():
+        while not self._stopping():
             attempt += 1
             try:
                 self.app.require_schema()
@@ -199,7 +215,7 @@ class Worker:
                     message=str(e),
                     retry_in_s=delay.total_seconds(),
                 )
-                self._stop.wait(delay.total_seconds())
+                self._pause(delay.total_seconds())
             else:
                 if attempt > 1:
                     log.info("worker.dependencies_ready", attempts=attempt)
