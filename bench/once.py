@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.audit_scale import _fresh
-from bench.sweep import REGISTRY, EmulatorProcess, Layout, world_toml, write_tenants
+from bench.sweep import REGISTRY, EmulatorProcess, Layout, seed_sources, world_toml, write_tenants
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -95,24 +95,6 @@ def durability(url: str) -> dict[str, str]:
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo) as conn:
         return {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in DURABLE}  # type: ignore[index]
-
-
-def seed_sources(address: str, token: str, count: int) -> None:
-    """KV v2 paths bench/reg-0000 ...: one username and password each."""
-    import secrets
-
-    import hvac
-
-    client = hvac.Client(url=address, token=token)
-    try:
-        for index in range(count):
-            client.secrets.kv.v2.create_or_update_secret(
-                path=f"bench/reg-{index:04d}",
-                secret={"username": f"robot-{index}", "password": secrets.token_urlsafe(24)},
-                mount_point="secret",
-            )
-    finally:
-        client.adapter.close()
 
 
 # --- the rotator's configuration and processes -----------------------------------------

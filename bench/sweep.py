@@ -183,11 +183,16 @@ def write_tenants(path: Path, layout: Layout) -> None:
 
 def seed_vault(address: str, token: str, layout: Layout) -> None:  # again: a new KV version of every source
     """One KV v2 secret per source, each with its own username and token."""
+    seed_sources(address, token, layout.sources)
+
+
+def seed_sources(address: str, token: str, count: int) -> None:
+    """KV v2 paths bench/reg-0000 ...: one username and password each (bench/once.py seeds the same)."""
     import hvac
 
     client = hvac.Client(url=address, token=token)
     try:
-        for index in range(layout.sources):
+        for index in range(count):
             client.secrets.kv.v2.create_or_update_secret(
                 path=f"bench/reg-{index:04d}",
                 secret={"username": f"robot-{index}", "password": secrets.token_urlsafe(24)},

@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from service.sandbox.aicore_emulator.state import Request
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -31,26 +33,8 @@ class Write:
     name: str
 
 
-@dataclass(frozen=True)
-class Logged:
-    """One entry of the emulator's request log."""
-
-    number: int
-    at: float
-    done: float
-    method: str
-    path: str
-    tenant: str
-    endpoint: str
-    name: str | None
-    status: int
-    body_sha256: str | None
-    request_id: str
-
-    @property
-    def is_write(self) -> bool:
-        """A PATCH of a secret or a POST creating one (whatever the answer)."""
-        return (self.method, self.endpoint) in (("PATCH", "secret"), ("POST", "secrets"))
+# The request log as the emulator keeps it, read back over its admin door.
+Logged = Request
 
 
 class RemoteInspector:

@@ -102,6 +102,11 @@ class Request:
     def as_json(self) -> dict[str, object]:
         return {field_name: getattr(self, field_name) for field_name in self.__slots__}
 
+    @property
+    def is_write(self) -> bool:
+        """A PATCH of a secret or a POST creating one (whatever the answer)."""
+        return (self.method, self.endpoint) in (("PATCH", "secret"), ("POST", "secrets"))
+
 
 @dataclass(slots=True)
 class Tenant:
