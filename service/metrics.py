@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -120,6 +121,7 @@ class Metrics:
             registry=r,
         )
         self._stale_flags: dict[tuple[str, str], bool] = {}  # what pair_stale last set, per pair
+        self._children: dict[tuple[int | str, ...], Any] = {}  # labelled children by (metric, labels)
         self.notifications = Counter(
             "rotator_notifications",
             "Notifications sent (result ok) or failed, by kind.",
@@ -153,20 +155,33 @@ class Metrics:
         verification: str | None,
     ) -> None:
         """Record one finished rotation."""
-        self.rotations.labels(target=target, secret=secret, outcome=outcome).inc()
+        child = self._child
+        child(self.rotations, target, secret, outcome).inc()
         self.duration.observe(seconds)
         if outcome == "skipped":
             return
-        self.paused.labels(target=target, secret=secret).set(1 if outcome == "paused" else 0)
+        child(self.paused, target, secret).set(1 if outcome == "paused" else 0)
         if outcome == "paused":
             return
-        self.last_attempt.labels(target=target, secret=secret).set(at.timestamp())
+        child(self.last_attempt, target, secret).set(at.timestamp())
         if success:
-            self.last_success.labels(target=target, secret=secret).set(at.timestamp())
+            child(self.last_success, target, secret).set(at.timestamp())
         if verification not in (None, "skipped"):
-            self.verification_ok.labels(target=target, secret=secret).set(1 if verification == "ok" else 0)
+            child(self.verification_ok, target, secret).set(1 if verification == "ok" else 0)
         if outcome in SYNCED_OUTCOMES | UNSYNCED_OUTCOMES:
-            self.synced.labels(target=target, secret=secret).set(1 if outcome in SYNCED_OUTCOMES else 0)
+            child(self.synced, target, secret).set(1 if outcome in SYNCED_OUTCOMES else 0)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once: ``labels()`` validates and locks on every call.
+
+        A child is made only when first set, as ``labels()`` would (an unset gauge is absent
+        from /metrics rather than 0); the cache holds what the registry holds anyway.
+        """
+        key: tuple[int | str, ...] = (id(metric), *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def pair_stale(self, *, target: str, secret: str, stale: bool) -> None:
         """1 while the pair's last success is older than its schedule allows, else 0.

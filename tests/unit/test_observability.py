@@ -180,3 +180,26 @@ def test_once_report_lines() -> None:
     lines = [json.loads(line) for line in render_results(report, as_json=True).splitlines()]
     assert lines[1]["outcome"] == "failed"
     assert lines[1]["target"] == "eu"
+
+
+def test_a_pairs_metrics_follow_each_rotation_after_the_first() -> None:
+    """Labelled children are looked up once and reused: later rotations still move the pair's series."""
+    from datetime import UTC, datetime
+
+    from service.metrics import Metrics
+
+    metrics = Metrics()
+    first, later = datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 1, 2, tzinfo=UTC)
+    metrics.rotation(target="eu", secret="s", outcome="applied", seconds=0.1, at=first, success=True, verification="ok")
+    metrics.rotation(
+        target="eu", secret="s", outcome="failed", seconds=0.1, at=later, success=False, verification="refused"
+    )
+    value = metrics.registry.get_sample_value
+    labels = {"target": "eu", "secret": "s"}
+    assert value("rotator_last_attempt_timestamp_seconds", labels) == later.timestamp()
+    assert value("rotator_last_success_timestamp_seconds", labels) == first.timestamp()
+    assert value("rotator_verification_ok", labels) == 0
+    assert value("rotator_secret_synced", labels) == 0
+    assert value("rotator_rotations_total", labels | {"outcome": "applied"}) == 1
+    assert value("rotator_rotations_total", labels | {"outcome": "failed"}) == 1
+    assert value("rotator_paused", {"target": "eu", "secret": "other"}) is None  # never set: absent, not 0
