@@ -80,6 +80,7 @@ def environment_proxy(url: str, *, proxies: Mapping[str, str] | None = None) -> 
     found = dict(urllib.request.getproxies() if proxies is None else proxies)
     parts = httpx.URL(url)
     proxy = found.get(parts.scheme) or found.get("all")
-    if not proxy or urllib.request.proxy_bypass_environment(parts.host, found):  # type: ignore[attr-defined]
+    bypass_all = "*" in (host.strip() for host in found.get("no", "").split(","))  # httpx: "*" anywhere in the list
+    if not proxy or bypass_all or urllib.request.proxy_bypass_environment(parts.host, found):  # type: ignore[attr-defined]
         return None
     return proxy if "://" in proxy else f"http://{proxy}"
