@@ -70,6 +70,10 @@ class TokenProvider:
             if self._current is not None and (token is None or self._current.value == token):
                 self._current = None
 
+    def close(self) -> None:
+        """Close the HTTP client the tokens are fetched with."""
+        self._http.close()
+
     def _fetch(self) -> _Token:
         started = self._clock()
         response = self._post()

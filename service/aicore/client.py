@@ -1,7 +1,9 @@
 """One target's Docker registry secrets in AI Core: edit, create, get, list, quota.
 
 ``AICoreClient`` implements ``service.ports.SecretStore`` over one pooled, keep-alive
-``httpx.Client`` (``build_client`` makes it). Every call:
+httpx transport (``build_client`` makes it). API calls go through ``wire.Wire`` (prepared
+requests straight to the transport, no ``httpx.Client`` per request); the XSUAA token fetch,
+rare, goes through an ``httpx.Client`` over the same transport. Every call:
 
 - sends ``Authorization: Bearer <token>`` from the target's ``TokenProvider``; on a 401
   it fetches a new token once and repeats the request; a second 401 is ``Unauthorized``;
@@ -22,10 +24,11 @@ called only while encoding a request body.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, TypeVar
@@ -45,17 +48,22 @@ from service.aicore.responses import (
 from service.aicore.retry import RetryPolicy, is_retryable_status, next_delay, parse_retry_after
 from service.aicore.servicekey import ServiceKey
 from service.aicore.tls import tls_context
+from service.aicore.wire import Wire, environment_proxy
 from service.config import RetryConfig
 from service.errors import AICoreError, BadRequest, OutcomeUnknown, Unavailable
 from service.logs import get_logger
 from service.model import DockerConfigJson, WriteReceipt, secret_name_problem
 
 log = get_logger("rotator.aicore")
+# The aicore.http line is DEBUG: asking the standard logger first (a cached level check) skips
+# building the structlog event that filter_by_level would drop anyway.
+_levels = logging.getLogger("rotator.aicore")
 
 SECRETS_PATH = "/v2/admin/dockerRegistrySecrets"
 QUOTA_PATH = "/v2/admin/resourceQuota/dockerRegistrySecrets"
+USER_AGENT = f"registry-secret-rotator/{__version__}"
 # The spec's content type for PATCH; AI Core also takes application/json (SAP's SDK sends it).
-PATCH_CONTENT_TYPE = "application/merge-patch+json"
+PATCH_CONTENT_TYPE = b"application/merge-patch+json"
 DEFAULT_PAGE_SIZE = 50
 
 
@@ -74,17 +82,15 @@ class _Reply(NamedTuple):
     token: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Call:
-    """One logical API call, repeated as the retry policy allows."""
+class _Call(NamedTuple):
+    """One logical API call, repeated as the retry policy allows (a tuple: built on every call)."""
 
     action: str  # for messages: "edit", "create", "get", "list", "quota"
     method: str
-    path: str
+    url: httpx.URL
     secret: str = ""
-    params: dict[str, str] = field(default_factory=dict)
     config: DockerConfigJson | None = None  # masked; revealed only by _content
-    content_type: str = "application/json"
+    content_type: bytes = b"application/json"
 
 
 class AICoreClient:
@@ -95,7 +101,7 @@ class AICoreClient:
         *,
         target: str,
         key: ServiceKey,
-        http: httpx.Client,
+        wire: Wire,
         tokens: TokenProvider,
         retry: RetryPolicy,
         sleep: Callable[[float], None] = time.sleep,
@@ -105,13 +111,17 @@ class AICoreClient:
     ) -> None:
         self._target = target
         self._key = key
-        self._http = http
+        self._wire = wire
         self._tokens = tokens
         self._retry = retry
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self._page_size = page_size
+        self._base = key.api_url.removesuffix("/v2")
+        self._quota_url = {
+            flag: httpx.URL(self._base + QUOTA_PATH, params={"quotaOnly": flag}) for flag in ("true", "false")
+        }
 
     @property
     def target(self) -> str:
@@ -128,20 +138,13 @@ class AICoreClient:
 
     def edit(self, name: str, config: DockerConfigJson) -> WriteReceipt:
         """PATCH the whole ``.dockerconfigjson`` (202). ``SecretNotFound`` on 404."""
-        call = _Call(
-            action="edit",
-            method="PATCH",
-            path=self._secret_path(name),
-            secret=name,
-            config=config,
-            content_type=PATCH_CONTENT_TYPE,
-        )
+        call = _Call("edit", "PATCH", self._secret_url(name), name, config, PATCH_CONTENT_TYPE)
         return self._receipt(call, self._request(call))
 
     def create(self, name: str, config: DockerConfigJson) -> WriteReceipt:
         """POST a new secret (202); if it already exists (409), PATCH it to the same value."""
-        self._check_name(name)
-        call = _Call(action="create", method="POST", path=SECRETS_PATH, secret=name, config=config)
+        self._secret_url(name)  # checks the name
+        call = _Call("create", "POST", self._wire.url(self._base + SECRETS_PATH), name, config)
         reply = self._request(call)
         if reply.response.status_code == 409:
             log.info("aicore.secret.exists", target=self._target, secret=name, then="edit")
@@ -150,7 +153,7 @@ class AICoreClient:
 
     def get(self, name: str) -> bool:
         """Whether the secret exists (AI Core returns its name only, never its data)."""
-        call = _Call(action="get", method="GET", path=self._secret_path(name), secret=name)
+        call = _Call("get", "GET", self._secret_url(name), name)
         reply = self._request(call)
         if reply.response.status_code == 404:
             return False
@@ -175,7 +178,7 @@ class AICoreClient:
 
     def quota(self) -> Quota:
         """The live usage and limit of Docker registry secrets."""
-        call = _Call(action="quota", method="GET", path=QUOTA_PATH, params={"quotaOnly": "false"})
+        call = _Call("quota", "GET", self._quota_url["false"])
         body = self._json(call, self._ensure_success(call, self._request(call)))
         usage, limit = body.get("usage"), body.get("quota")
         count = usage.get("count") if isinstance(usage, dict) else None
@@ -186,18 +189,19 @@ class AICoreClient:
 
     def check(self) -> None:
         """Reach XSUAA (a token) and the API (the quota), one attempt, no retries: for ``rotator check``."""
-        call = _Call(action="check", method="GET", path=QUOTA_PATH, params={"quotaOnly": "true"})
+        call = _Call("check", "GET", self._quota_url["true"])
         self._ensure_success(call, self._request(call, retry=RetryPolicy(attempts=1)))
 
     def close(self) -> None:
-        """Close the pooled connections."""
-        self._http.close()
+        """Close the pooled connections (the API's and the token fetch's)."""
+        self._wire.close()
+        self._tokens.close()
 
     # --- one call ---------------------------------------------------------------
 
     def _page(self, *, skip: int) -> tuple[list[str], int]:
         params = {"$top": str(self._page_size), "$skip": str(skip), "$count": "true"}
-        call = _Call(action="list", method="GET", path=SECRETS_PATH, params=params)
+        call = _Call("list", "GET", httpx.URL(self._base + SECRETS_PATH, params=params))
         body = self._json(call, self._ensure_success(call, self._request(call)))
         resources, total = body.get("resources"), body.get("count")
         if not isinstance(resources, list) or not isinstance(total, int):
@@ -253,20 +257,23 @@ class AICoreClient:
         return _Reply(self._send(call, token), token)
 
     def _send(self, call: _Call, token: str) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        headers = [(b"Authorization", b"Bearer " + token.encode("ascii"))]
         content = None
         if call.config is not None:
-            headers["Content-Type"] = call.content_type
+            headers.append((b"Content-Type", call.content_type))
             content = _content(call)
         started = self._clock()
         try:
-            response = self._http.request(  # params=None: an empty dict would rebuild the URL once more
-                call.method, self._url(call.path), params=call.params or None, content=content, headers=headers
-            )
+            response = self._wire.send(call.method, call.url, headers=headers, content=content)
         except httpx.HTTPError as e:
             if call.config is not None and sent_before_failing(e):
                 raise self._outcome_unknown(call, transport_failure(e)) from None
             raise self._unreachable(call, transport_failure(e)) from None
+        if _levels.isEnabledFor(logging.DEBUG):
+            self._log_exchange(call, response, started)
+        return response
+
+    def _log_exchange(self, call: _Call, response: httpx.Response, started: float) -> None:
         log.debug(
             "aicore.http",
             target=self._target,
@@ -276,7 +283,6 @@ class AICoreClient:
             request_id=request_id(response),
             duration_ms=round((self._clock() - started) * 1000),
         )
-        return response
 
     # --- answers ----------------------------------------------------------------
 
@@ -341,25 +347,23 @@ class AICoreClient:
 
     # --- names and URLs ---------------------------------------------------------
 
-    def _secret_path(self, name: str) -> str:
-        self._check_name(name)
-        return f"{SECRETS_PATH}/{name}"
-
-    def _check_name(self, name: str) -> None:
-        problem = secret_name_problem(name)
-        if problem:
-            raise BadRequest(f"target {self._target!r}: {problem}", target=self._target, secret=name)
-
-    def _url(self, path: str) -> str:
-        base = self._key.api_url.removesuffix("/v2")
-        return base + path
+    def _secret_url(self, name: str) -> httpx.URL:
+        """The secret's URL; its name is checked the first time (the URL cache only holds good names)."""
+        url = self._base + f"{SECRETS_PATH}/{name}"
+        if not self._wire.cached(url):
+            problem = secret_name_problem(name)
+            if problem:
+                raise BadRequest(f"target {self._target!r}: {problem}", target=self._target, secret=name)
+        return self._wire.url(url)
 
 
 def _content(call: _Call) -> bytes:
+    """The body, as ``json.dumps`` of ``{"name"?, "data": {".dockerconfigjson": ...}}`` writes it."""
     assert call.config is not None
-    data = {".dockerconfigjson": call.config.reveal()}
-    body: dict[str, Any] = {"name": call.secret, "data": data} if call.method == "POST" else {"data": data}
-    return json.dumps(body).encode()
+    data = '{"data": {".dockerconfigjson": ' + json.dumps(call.config.reveal()) + "}}"
+    if call.method == "POST":
+        data = '{"name": ' + json.dumps(call.secret) + ", " + data[1:]
+    return data.encode()
 
 
 def _of(call: _Call) -> str:
@@ -400,15 +404,30 @@ def build_client(
     max_connections: int,
     ca_file: str | None = None,
 ) -> AICoreClient:
-    """One target's client over its own pooled keep-alive connections (XSUAA and API)."""
-    http = httpx.Client(
-        timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=60.0
-        ),
-        verify=tls_context(key, ca_file=ca_file),
-        headers={"User-Agent": f"registry-secret-rotator/{__version__}"},
-        follow_redirects=False,
+    """One target's client over its own pooled keep-alive connections (XSUAA and API share them).
+
+    The transport is what ``httpx.Client(verify=..., limits=...)`` would build, with the proxy
+    the Client would take from the environment for the API's URL. The token fetch shares it
+    unless the environment gives XSUAA another proxy; then it gets a Client of its own.
+    """
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=60.0
     )
+    context = tls_context(key, ca_file=ca_file)
+    proxy = environment_proxy(key.api_url)
+    transport = httpx.HTTPTransport(verify=context, limits=limits, proxy=proxy)
+    settings: dict[str, Any] = {"timeout": httpx.Timeout(timeout), "headers": {"User-Agent": USER_AGENT}}
+    if environment_proxy(key.token_url) == proxy:
+        http = httpx.Client(transport=transport, follow_redirects=False, **settings)
+    else:
+        http = httpx.Client(verify=context, limits=limits, follow_redirects=False, **settings)
+    wire = Wire(transport=transport, timeout=httpx.Timeout(timeout), headers=api_headers(http))
     tokens = TokenProvider(key=key, http=http, target=target)
-    return AICoreClient(target=target, key=key, http=http, tokens=tokens, retry=RetryPolicy.from_config(retry))
+    return AICoreClient(target=target, key=key, wire=wire, tokens=tokens, retry=RetryPolicy.from_config(retry))
+
+
+def api_headers(http: httpx.Client) -> httpx.Headers:
+    """The Client's default headers (``User-Agent``, ``Accept-Encoding``, ...), accepting JSON as every API call."""
+    headers = http.headers.copy()
+    headers["Accept"] = "application/json"
+    return headers

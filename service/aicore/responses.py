@@ -76,10 +76,18 @@ def _causes(error: BaseException) -> list[BaseException]:
 
 
 def request_id(response: httpx.Response) -> str | None:
-    """The request id a response header names, if any."""
+    """The request id a response header names, if any (the first of ``REQUEST_ID_HEADERS`` that has one).
+
+    One pass over the headers: ``Headers.get`` walks all of them for each name asked. Repeated
+    headers are joined with ", ", as ``Headers.get`` joins them.
+    """
+    found: dict[str, list[str]] = {}
+    for name, value in response.headers.multi_items():
+        if name in REQUEST_ID_HEADERS:
+            found.setdefault(name, []).append(value)
     for header in REQUEST_ID_HEADERS:
-        value = response.headers.get(header)
-        if isinstance(value, str) and value:
+        value = ", ".join(found.get(header, ()))
+        if value:
             return value[:128]
     return None
 

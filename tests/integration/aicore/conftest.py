@@ -1,8 +1,10 @@
 """The AI Core client against the emulator over real HTTP, on a shared fake clock.
 
-``rig.client(...)`` builds an ``AICoreClient`` the way ``build_client`` does, but with the
-test's clock and a recording ``sleep`` (which advances the clock instead of waiting), so
-retry and token-expiry tests run in milliseconds.
+``rig.client(...)`` builds an ``AICoreClient`` the way ``build_client`` does (the API's
+``Wire`` and the token fetch's ``httpx.Client`` over one transport: a real one to the
+emulator, or the test's ``httpx.MockTransport``), but with the test's clock and a recording
+``sleep`` (which advances the clock instead of waiting), so retry and token-expiry tests
+run in milliseconds.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import httpx
 import pytest
 
 from service.aicore.auth import TokenProvider
-from service.aicore.client import AICoreClient
+from service.aicore.client import AICoreClient, api_headers
 from service.aicore.retry import RetryPolicy
 from service.aicore.servicekey import ServiceKey, parse_service_key
+from service.aicore.wire import Wire
 from service.model import DockerConfigJson
 from service.sandbox.aicore_emulator import AICoreEmulator
 from tests.fakes import ManualMonotonic as FakeClock
@@ -71,11 +74,13 @@ class Rig:
         transport: httpx.BaseTransport | None = None,
     ) -> AICoreClient:
         key = key or self.key(tenant)
-        http = self.http(timeout=timeout, transport=transport)
+        shared = transport or httpx.HTTPTransport(verify=PLAIN)
+        http = self.http(timeout=timeout, transport=shared)
+        wire = Wire(transport=shared, timeout=httpx.Timeout(timeout), headers=api_headers(http))
         return AICoreClient(
             target=tenant,
             key=key,
-            http=http,
+            wire=wire,
             tokens=self.tokens(key, http, target=tenant),
             retry=retry,
             sleep=sleep or self.sleep,
