@@ -368,7 +368,7 @@ def test_a_lock_closed_on_purpose_is_not_taken_back(replica: Callable[[str], Rep
 def test_a_lock_seen_held_recently_is_not_asked_again_but_a_short_grant_asks(
     replica: Callable[[str], Replica], engine: Engine
 ) -> None:
-    """ensure(max_age) trusts a recent answer; a claim granted less than it locked asks again and takes the lock back."""
+    """ensure(max_age) trusts a recent answer; a claim granted less than it locked asks again, takes the lock back."""
     lock, store = replica("a")
     old = lock.ensure()
     _terminate_lock_session(engine, old)
