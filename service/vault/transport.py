@@ -12,7 +12,9 @@ JSON, else a response; ``hvac.utils.raise_for_error`` for an error status) over 
 What requests would read from the environment for every request is read once, by
 ``Route.from_environment``, with requests' own rules: ``*_PROXY`` with ``NO_PROXY``
 honoured, ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` (when no ``vault.ca_cert`` is set,
-else requests' default, certifi's bundle), and a ``~/.netrc`` login for Vault's host.
+else requests' default, certifi's bundle), a ``~/.netrc`` login for Vault's host, and
+hvac's client certificate (``VAULT_CLIENT_CERT``, ``VAULT_CLIENT_KEY``). All of it goes
+into the pool (one TLS context, loaded once) at connect.
 
 Redirects are never followed: hvac asks requests to follow them, and requests keeps
 ``X-Vault-Token`` on a redirect to another host. A 3xx answer raises ``Redirected``
@@ -61,16 +63,19 @@ class Route:
     proxy: str | None  # the proxy URL, None when there is none or NO_PROXY covers the address
     ca_bundle: str  # a file or a directory of CA certificates (HTTPS only)
     netrc: tuple[str, str] | None  # a login for Vault's host from ~/.netrc (or $NETRC)
+    client_cert: tuple[str, str | None] | None = None  # hvac's VAULT_CLIENT_CERT and VAULT_CLIENT_KEY
 
     @classmethod
     def from_environment(cls, address: str, *, ca_cert: str | None) -> Route:
-        """What requests would use for ``address``; an explicit ``ca_cert`` wins over the environment."""
+        """What requests (and hvac) would use for ``address``; an explicit ``ca_cert`` wins over the environment."""
         proxies = requests.utils.get_environ_proxies(address)  # empty when NO_PROXY covers the address
         bundle = ca_cert or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        certificate = os.environ.get("VAULT_CLIENT_CERT")
         return cls(
             proxy=requests.utils.select_proxy(address, proxies) if proxies else None,
             ca_bundle=bundle or requests.utils.DEFAULT_CA_BUNDLE_PATH,
             netrc=requests.utils.get_netrc_auth(address),
+            client_cert=(certificate, os.environ.get("VAULT_CLIENT_KEY")) if certificate else None,
         )
 
 
@@ -103,7 +108,7 @@ class Pool:
         scheme = urllib3.util.parse_url(address).scheme or "http"
         options: dict[str, Any] = {"num_pools": 1, "maxsize": max_connections, "block": False}
         if scheme == "https":
-            options["ssl_context"] = _tls_context(route.ca_bundle)
+            options["ssl_context"] = _tls_context(route.ca_bundle, client_cert=route.client_cert)
         self._manager = _manager(route.proxy, options)
         self.pool = self._manager.connection_from_url(address)
         # An HTTP proxy is sent the whole URL; a direct connection, a CONNECT tunnel or SOCKS just the path.
@@ -115,12 +120,14 @@ class Pool:
         self._manager.clear()
 
 
-def _tls_context(bundle: str) -> ssl.SSLContext:
+def _tls_context(bundle: str, *, client_cert: tuple[str, str | None] | None) -> ssl.SSLContext:
     context = create_urllib3_context()  # certificate and host name checks on, as urllib3 sets them
     if Path(bundle).is_dir():
         context.load_verify_locations(capath=bundle)
     else:
         context.load_verify_locations(cafile=bundle)
+    if client_cert is not None:
+        context.load_cert_chain(certfile=client_cert[0], keyfile=client_cert[1])
     return context
 
 

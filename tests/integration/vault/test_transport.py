@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from urllib.parse import urlsplit
 
 import hvac
 import pytest
+import trustme
 
 from service.config import SecretRef, SourceConfig, VaultAuthConfig, VaultConfig
 from service.errors import VaultUnavailable
@@ -346,3 +349,75 @@ def test_a_name_that_does_not_resolve_cannot_connect(clean_environment: pytest.M
         connect(VaultConfig(address=address, auth=auth), read_local=read_local)
 
     assert_translated(caught.value)
+
+
+class _WhoAmI(BaseHTTPRequestHandler):
+    """Answers lookup-self with a token without TTL; records the names in the client's certificate."""
+
+    protocol_version = "HTTP/1.1"
+    server: _MutualTlsServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the test reads ``subjects``."""
+
+    def do_GET(self) -> None:
+        peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+        self.server.subjects.append(str(peer.get("subjectAltName")) if peer else "")
+        body = json.dumps({"data": {"ttl": 0, "renewable": False}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _MutualTlsServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, ca: trustme.CA) -> None:
+        super().__init__(("127.0.0.1", 0), _WhoAmI)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(context)
+        ca.configure_trust(context)
+        context.verify_mode = ssl.CERT_REQUIRED  # no client certificate, no handshake
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+        self.subjects: list[str] = []
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A refused handshake is the test's expectation, not noise on stderr."""
+
+
+@pytest.fixture
+def mutual_tls(tmp_path: Path) -> Iterator[tuple[_MutualTlsServer, Path, Path]]:
+    """A server that requires a client certificate from its CA; the CA file and a client key-and-certificate file."""
+    ca = trustme.CA()
+    ca_file, client_file = tmp_path / "ca.pem", tmp_path / "client.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ca.issue_cert("rotator.example").private_key_and_cert_chain_pem.write_to_path(str(client_file))
+    server = _MutualTlsServer(ca)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, ca_file, client_file
+    server.shutdown()
+    server.server_close()
+
+
+def test_hvac_client_certificate_variables_give_mutual_tls(
+    mutual_tls: tuple[_MutualTlsServer, Path, Path], clean_environment: pytest.MonkeyPatch
+) -> None:
+    """VAULT_CLIENT_CERT (key in the same file) is presented, as hvac did; without it the server refuses us."""
+    server, ca_file, client_file = mutual_tls
+    clean_environment.setenv("ROTATOR_TEST_SENTINEL_TOKEN", SENTINEL_TOKEN)
+    clean_environment.delenv("VAULT_CLIENT_KEY", raising=False)
+    clean_environment.delenv("VAULT_CLIENT_CERT", raising=False)
+    auth = VaultAuthConfig(method="token", token=SecretRef(env="ROTATOR_TEST_SENTINEL_TOKEN"))
+    config = VaultConfig(address=f"https://127.0.0.1:{server.server_address[1]}", ca_cert=ca_file, auth=auth)
+
+    with pytest.raises(VaultUnavailable) as refused:
+        connect(config, read_local=read_local)
+    assert_translated(refused.value)
+
+    clean_environment.setenv("VAULT_CLIENT_CERT", str(client_file))
+    session = connect(config, read_local=read_local)
+    session.close()
+    assert server.subjects == ["(('DNS', 'rotator.example'),)"]  # lookup-self, with our certificate
