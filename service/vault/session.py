@@ -32,7 +32,7 @@ log = get_logger("rotator.vault")
 
 _LOOKUP_SELF = Location(kind="token", mount="auth/token", path="lookup-self")
 _RENEW_SELF = Location(kind="token", mount="auth/token", path="renew-self")
-DEFAULT_MAX_CONNECTIONS = 10  # as requests kept
+DEFAULT_MAX_CONNECTIONS = 10  # requests' default, kept
 _RENEW_REFUSED = (hvac.exceptions.Forbidden, hvac.exceptions.InvalidRequest)
 
 

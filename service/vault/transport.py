@@ -23,6 +23,7 @@ Redirects are never followed: hvac asks requests to follow them, and requests ke
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import ssl
@@ -36,8 +37,11 @@ import hvac.adapters
 import hvac.utils
 import requests.utils
 import urllib3
+import urllib3.exceptions
 import urllib3.util
 from urllib3.util.ssl_ import create_urllib3_context
+
+from service.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:
     _Adapter = hvac.adapters.Adapter[Any]
@@ -104,7 +108,8 @@ class Pool:
     """One urllib3 connection pool to the Vault address (through its proxy, if any), and how to address it."""
 
     def __init__(self, address: str, *, route: Route, max_connections: int, timeout: float) -> None:
-        """Raises ``OSError`` (``ssl.SSLError`` included) when the CA bundle cannot be loaded."""
+        """Raises ``OSError`` (``ssl.SSLError`` included) for a CA bundle that cannot be loaded, ``ConfigError`` for
+        a proxy that cannot be used."""
         scheme = urllib3.util.parse_url(address).scheme or "http"
         options: dict[str, Any] = {"num_pools": 1, "maxsize": max_connections, "block": False}
         if scheme == "https":
@@ -132,10 +137,31 @@ def _tls_context(bundle: str, *, client_cert: tuple[str, str | None] | None) -> 
 
 
 def _manager(proxy: str | None, options: dict[str, Any]) -> urllib3.PoolManager:
-    if proxy is None:
-        return urllib3.PoolManager(**options)
+    """The pool manager for the route; a proxy urllib3 cannot use is a ``ConfigError`` naming only its scheme."""
+    problem = ""
+    try:
+        return _proxied(proxy, options) if proxy else urllib3.PoolManager(**options)
+    except (ImportError, urllib3.exceptions.HTTPError) as e:  # no PySocks for socks://; ftp://
+        problem = type(e).__name__
+    # Outside the except block. The proxy's URL may hold a login: only its scheme is named.
+    scheme = urllib3.util.parse_url(proxy or "").scheme
+    raise ConfigError(
+        "vault",
+        [
+            ConfigIssue(
+                "vault.address",
+                f"the {scheme}:// proxy from the environment cannot be used ({problem}); check HTTP_PROXY, "
+                "HTTPS_PROXY, ALL_PROXY and NO_PROXY (a socks proxy needs PySocks)",
+            )
+        ],
+    )
+
+
+def _proxied(proxy: str, options: dict[str, Any]) -> urllib3.PoolManager:
     if proxy.startswith("socks"):
-        from urllib3.contrib.socks import SOCKSProxyManager  # needs PySocks, as requests' SOCKS support does
+        if importlib.util.find_spec("socks") is None:  # before urllib3's import warns about it
+            raise ImportError("PySocks")
+        from urllib3.contrib.socks import SOCKSProxyManager  # as requests' SOCKS support, it needs PySocks
 
         return SOCKSProxyManager(proxy, **options)
     parts = urllib3.util.parse_url(proxy)
