@@ -6,7 +6,7 @@
   (``service.ports.CredentialSource``) and one field of a KV secret (``read_ref``); the
   engine reads each source once per sweep (``service.engine.once``).
 
-Every error is a ``service.errors.SourceError`` subclass; no hvac or requests exception
+Every error is a ``service.errors.SourceError`` subclass; no hvac or urllib3 exception
 leaves this package.
 """
 

@@ -8,7 +8,6 @@ once however many threads saw the refusal (a login generation counter).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -17,9 +16,6 @@ from typing import Any, TypeVar
 
 import hvac
 import hvac.exceptions
-import requests
-import requests.adapters
-import requests.utils
 
 from service.config import VaultAuthConfig, VaultConfig
 from service.errors import ConfigError, ConfigIssue, SourceError
@@ -27,7 +23,8 @@ from service.logs import get_logger
 from service.vault.auth import ReadLocal, login
 from service.vault.mapping import Location
 from service.vault.renewal import Step, TokenLease, next_step, renewed
-from service.vault.translate import LIBRARY_ERRORS, permission_denied, translate
+from service.vault.translate import LIBRARY_ERRORS, permission_denied, translate, unreachable
+from service.vault.transport import Pool, Route, VaultTransport
 
 T = TypeVar("T")
 
@@ -35,7 +32,7 @@ log = get_logger("rotator.vault")
 
 _LOOKUP_SELF = Location(kind="token", mount="auth/token", path="lookup-self")
 _RENEW_SELF = Location(kind="token", mount="auth/token", path="renew-self")
-DEFAULT_MAX_CONNECTIONS = 10  # requests' own default
+DEFAULT_MAX_CONNECTIONS = 10  # requests' default, kept
 _RENEW_REFUSED = (hvac.exceptions.Forbidden, hvac.exceptions.InvalidRequest)
 
 
@@ -212,15 +209,8 @@ def connect(
     config: VaultConfig, *, read_local: ReadLocal, max_connections: int = DEFAULT_MAX_CONNECTIONS
 ) -> VaultSession:
     """Build the hvac client (address, namespace, CA bundle, timeout, pool size) and log in."""
-    verify = _verify(config.ca_cert)
     session = VaultSession(
-        client=hvac.Client(
-            url=config.address,
-            namespace=config.namespace,
-            verify=verify,
-            timeout=config.timeout.total_seconds(),  # type: ignore[arg-type]  # the stub says int; requests takes float
-            session=_pooled(max_connections, verify=verify, address=config.address),
-        ),
+        client=vault_client(config, max_connections=max_connections),
         auth=config.auth,
         read_local=read_local,
         renew_at_fraction=config.renew_at_fraction,
@@ -233,33 +223,33 @@ def connect(
     return session
 
 
-def _pooled(max_connections: int, *, verify: str | bool, address: str) -> requests.Session:
-    """A session keeping up to ``max_connections`` connections to Vault, one per concurrent reader.
+def vault_client(config: VaultConfig, *, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> hvac.Client:
+    """An hvac client (not logged in) whose requests go through our urllib3 transport (``transport.py``)."""
+    pool = _pool(config, max_connections=max_connections)
+    return hvac.Client(url=config.address, namespace=config.namespace, adapter=VaultTransport, pool=pool)
 
-    requests keeps 10 per host and opens, then discards, one more for every further concurrent
-    request (a "Connection pool is full" warning each time).
+
+def _pool(config: VaultConfig, *, max_connections: int) -> Pool:
+    """Up to ``max_connections`` connections to Vault, one per concurrent reader (more are opened and discarded).
 
     What requests would read from the environment on every request (``*_PROXY`` and
-    ``NO_PROXY``, ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``, ``~/.netrc``: a sixth of the
-    CPU of a Vault read) is read once here, for Vault's address, and the session stops
-    looking (``trust_env``). Every request goes to that address.
+    ``NO_PROXY``, ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``, ``~/.netrc``) is read once here,
+    for Vault's address (``Route.from_environment``). Every request goes to that address.
     """
-    session = requests.Session()
-    session.trust_env = False
-    session.proxies = requests.utils.get_environ_proxies(address)  # empty when NO_PROXY covers it
-    if verify is True:
-        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    session.verify = verify  # hvac takes a given session's verify over its own argument
-    session.auth = requests.utils.get_netrc_auth(address)
-    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=max_connections)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
+    route = Route.from_environment(config.address, ca_cert=_verify(config.ca_cert))
+    failure: SourceError
+    try:
+        return Pool(
+            config.address, route=route, max_connections=max_connections, timeout=config.timeout.total_seconds()
+        )
+    except OSError as e:  # the CA bundle cannot be read or holds no certificate
+        failure = unreachable(e, address=config.address)
+    raise failure  # outside the except block: the library exception is not even its __context__
 
 
-def _verify(ca_cert: Path | None) -> str | bool:
+def _verify(ca_cert: Path | None) -> str | None:
     if ca_cert is None:
-        return True
+        return None
     if not ca_cert.is_file():
         raise ConfigError("vault", [ConfigIssue("vault.ca_cert", f"CA bundle {ca_cert} does not exist or is no file")])
     return str(ca_cert)

@@ -1,15 +1,16 @@
-"""hvac and requests exceptions, translated into ``service.errors`` at the adapter boundary.
+"""hvac and urllib3 exceptions, translated into ``service.errors`` at the adapter boundary.
 
 The translated error names the Vault address, kind, mount and path, and says what to do.
 The callers raise the translated error *after* their ``except`` block, so it carries the
 library exception neither as ``__cause__`` nor as ``__context__``: hvac's exceptions hold
-the response body, and requests' hold the prepared request with ``X-Vault-Token``.
+the response body, and urllib3's hold the connection pool (``transport.py``) whose
+frames saw ``X-Vault-Token``.
 """
 
 from __future__ import annotations
 
 import hvac.exceptions
-import requests
+import urllib3.exceptions
 
 from service.errors import (
     SourceError,
@@ -20,9 +21,19 @@ from service.errors import (
     VaultUnavailable,
 )
 from service.vault.mapping import Location
+from service.vault.transport import Redirected
 
-# Errors raised by hvac and the HTTP stack under it. OSError covers requests' own CA bundle checks.
-LIBRARY_ERRORS = (hvac.exceptions.VaultError, requests.RequestException, OSError)
+# Errors raised by hvac and the HTTP stack under it (urllib3, a redirect we do not follow).
+# OSError covers a CA bundle that cannot be loaded.
+LIBRARY_ERRORS = (hvac.exceptions.VaultError, urllib3.exceptions.HTTPError, Redirected, OSError)
+
+# NewConnectionError (DNS, refused) is a ConnectTimeoutError to urllib3: it is checked first.
+_NOT_CONNECTED = (
+    urllib3.exceptions.ProxyError,  # the proxy refused or could not be reached
+    urllib3.exceptions.NewConnectionError,
+    urllib3.exceptions.ProtocolError,  # the connection was dropped (reset, closed mid-answer)
+    urllib3.exceptions.ClosedPoolError,
+)
 
 _SERVER_TROUBLE = (
     hvac.exceptions.InternalServerError,
@@ -62,17 +73,22 @@ def translate(error: BaseException, *, at: Location, address: str) -> SourceErro
 
 
 def unreachable(error: BaseException, *, address: str) -> VaultUnavailable:
-    """Vault could not be asked: TLS, timeout, connection, or a bad CA bundle path."""
-    if isinstance(error, requests.exceptions.SSLError):
+    """Vault could not be asked: TLS, timeout, connection, a redirect, or a bad CA bundle."""
+    if isinstance(error, Redirected):
+        return VaultUnavailable(
+            f"Vault at {address} answered with a redirect ({error}), which is not followed (the token would go "
+            "along): set vault.address to the node that serves, e.g. the active node or its load balancer"
+        )
+    if isinstance(error, _NOT_CONNECTED):
+        return VaultUnavailable(f"cannot connect to Vault at {address}; check vault.address, DNS and the network")
+    if isinstance(error, urllib3.exceptions.SSLError):
         return VaultUnavailable(
             f"TLS verification failed for Vault at {address}: set vault.ca_cert to the CA bundle "
             "that signed its certificate (and check that the address matches the certificate)"
         )
-    if isinstance(error, requests.Timeout):
+    if isinstance(error, urllib3.exceptions.TimeoutError):
         return VaultUnavailable(f"Vault at {address} did not answer in time; check the server or raise vault.timeout")
-    if isinstance(error, requests.ConnectionError):
-        return VaultUnavailable(f"cannot connect to Vault at {address}; check vault.address, DNS and the network")
-    if isinstance(error, OSError) and not isinstance(error, requests.RequestException):
+    if isinstance(error, OSError):
         return VaultUnavailable(f"cannot use the TLS settings for Vault at {address}: is vault.ca_cert readable?")
     return VaultUnavailable(f"request to Vault at {address} failed ({type(error).__name__})")
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import hvac
 import pytest
 
-from service.config import SecretRef, VaultAuthConfig
+from service.config import SecretRef, VaultAuthConfig, VaultConfig
 from service.vault import VaultSession, VaultSource
+from service.vault.session import vault_client
 from tests.fakes import ManualMonotonic as FakeClock  # noqa: F401 (imported by the tests here)
 from tests.harness import VaultServer
 
@@ -70,9 +71,14 @@ def make_session(vault_server: VaultServer) -> Iterator[SessionFactory]:
     sessions: list[VaultSession] = []
 
     def make(auth: VaultAuthConfig, *, address: str | None = None, **options: object) -> VaultSession:
-        client_options = {k: options.pop(k) for k in ("namespace", "verify", "timeout") if k in options}
-        client = hvac.Client(url=address or vault_server.address, **client_options)
-        session = VaultSession(client=client, auth=auth, read_local=read_local, **options)
+        timeout = options.pop("timeout", None)
+        config = VaultConfig(
+            address=address or vault_server.address,
+            auth=auth,
+            namespace=options.pop("namespace", None),
+            **({"timeout": timedelta(seconds=timeout)} if isinstance(timeout, float | int) else {}),
+        )
+        session = VaultSession(client=vault_client(config), auth=auth, read_local=read_local, **options)
         sessions.append(session)
         return session
 

@@ -1,7 +1,7 @@
 """Vault failures become typed errors that say what to do: unreachable, slow, TLS, sealed, denied.
 
 Also: namespaces and a custom CA work end to end through ``connect``, and no hvac or
-requests exception ever leaves the adapter.
+urllib3 exception ever leaves the adapter.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import hvac
 import pytest
-import requests
 import trustme
+import urllib3.exceptions
 
 from service.config import SecretRef, SourceConfig, VaultAuthConfig, VaultConfig
 from service.errors import (
@@ -39,7 +39,7 @@ SENTINEL_TOKEN = "s.SENTINELtokenVALUE0123456789abcd"
 def assert_translated(error: BaseException) -> None:
     """A service error, with no library exception attached to it and no token in its text."""
     assert isinstance(error, SourceError)
-    assert not isinstance(error, hvac.exceptions.VaultError | requests.RequestException)
+    assert not isinstance(error, hvac.exceptions.VaultError | urllib3.exceptions.HTTPError)
     assert error.__cause__ is None
     assert error.__context__ is None  # not even a suppressed context keeps the library exception alive
     assert SENTINEL_TOKEN not in str(error)
@@ -74,7 +74,7 @@ def test_unreachable_vault(make_session: SessionFactory, sentinel_auth: VaultAut
 
 
 def test_read_on_unreachable_vault(make_session: SessionFactory, sentinel_auth: VaultAuthConfig) -> None:
-    """A read while Vault is unreachable is VaultUnavailable, not a requests exception."""
+    """A read while Vault is unreachable is VaultUnavailable, not a urllib3 exception."""
     session = make_session(sentinel_auth, address=f"http://127.0.0.1:{free_port()}")
     source = VaultSource(session=session, clock=lambda: FIXED_NOW)
 
@@ -296,7 +296,7 @@ def test_connect_timeout_comes_from_config(silent_listener: str, sentinel_auth: 
 def test_no_library_exception_escapes_a_read(
     source: VaultSource, kind: str, mount: str, path: str, expected: type[SourceError]
 ) -> None:
-    """Every failing read raises a service error with no hvac or requests exception attached."""
+    """Every failing read raises a service error with no hvac or urllib3 exception attached."""
     with pytest.raises(expected) as caught:
         source.read(SourceConfig(kind=kind, mount=mount, path=path))
 

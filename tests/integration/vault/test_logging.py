@@ -13,14 +13,15 @@ from pathlib import Path
 
 import hvac
 import pytest
-import requests
 import structlog
+import urllib3.exceptions
 
 from service import logs
-from service.config import SecretRef, SourceConfig, VaultAuthConfig
+from service.config import SecretRef, SourceConfig, VaultAuthConfig, VaultConfig
 from service.errors import VaultUnavailable
 from service.sandbox.processes import free_port
 from service.vault import Location, VaultSource
+from service.vault.session import vault_client
 from tests.integration.vault.conftest import FIXED_NOW, ApproleFactory, FakeClock, SessionFactory
 
 SENTINEL_TOKEN = "s.SENTINELtokenVALUE0123456789abcd"
@@ -69,8 +70,9 @@ def frame_locals_hold(text: str, error: BaseException) -> bool:
 def test_hvac_failure_logged_with_traceback_hides_the_token(log_output: LogOutput, fmt: str) -> None:
     """An hvac request failing while holding a token logs a traceback without the token."""
     buffer = log_output(fmt)
-    client = hvac.Client(url=f"http://127.0.0.1:{free_port()}", token=SENTINEL_TOKEN, timeout=2)
-    with pytest.raises(requests.ConnectionError) as caught:
+    client = vault_client(VaultConfig(address=f"http://127.0.0.1:{free_port()}"))  # our transport, as in production
+    client.token = SENTINEL_TOKEN
+    with pytest.raises(urllib3.exceptions.NewConnectionError) as caught:
         client.secrets.kv.v2.read_secret_version("acme", mount_point="secret", raise_on_deleted_version=True)
     client.adapter.close()
 
@@ -79,7 +81,7 @@ def test_hvac_failure_logged_with_traceback_hides_the_token(log_output: LogOutpu
     assert frame_locals_hold(SENTINEL_TOKEN, caught.value)  # the danger is real: a frame holds the token
     output = buffer.getvalue()
     assert "Traceback" in output
-    assert "ConnectionError" in output
+    assert "NewConnectionError" in output
     assert "vault.read.failed" in output
     assert SENTINEL_TOKEN not in output
 
@@ -87,7 +89,7 @@ def test_hvac_failure_logged_with_traceback_hides_the_token(log_output: LogOutpu
 def test_adapter_error_logged_with_traceback_hides_the_token(
     log_output: LogOutput, make_session: SessionFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The adapter's VaultUnavailable logs a traceback with no token and no hvac/requests chain."""
+    """The adapter's VaultUnavailable logs a traceback with no token and no hvac/urllib3 chain."""
     buffer = log_output("json")
     monkeypatch.setenv("ROTATOR_TEST_SENTINEL_TOKEN", SENTINEL_TOKEN)
     auth = VaultAuthConfig(method="token", token=SecretRef(env="ROTATOR_TEST_SENTINEL_TOKEN"))
@@ -101,7 +103,8 @@ def test_adapter_error_logged_with_traceback_hides_the_token(
     output = buffer.getvalue()
     assert "Traceback" in output
     assert "VaultUnavailable" in output
-    assert "requests.exceptions" not in output
+    assert "urllib3.exceptions" not in output
+    assert "hvac.exceptions" not in output
     assert SENTINEL_TOKEN not in output
     assert SENTINEL_TOKEN not in str(caught.value)
     assert SENTINEL_TOKEN not in repr(caught.value)

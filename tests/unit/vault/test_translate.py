@@ -1,14 +1,14 @@
 """Library exceptions become service errors that say what to do and carry no response body.
 
-The exceptions are hvac's and requests' own classes, built the way hvac builds them from a
-response (``VaultError.from_status``); nothing is mocked.
+The exceptions are hvac's and urllib3's own classes (and our transport's ``Redirected``),
+built the way hvac builds them from a response (``VaultError.from_status``); nothing is mocked.
 """
 
 from __future__ import annotations
 
 import hvac.exceptions
 import pytest
-import requests
+import urllib3.exceptions
 
 from service.errors import (
     DependencyUnavailable,
@@ -21,6 +21,7 @@ from service.errors import (
 )
 from service.vault.mapping import Location
 from service.vault.translate import login_refused, translate
+from service.vault.transport import Redirected
 
 ADDRESS = "https://vault.example:8200"
 AT = Location(kind="kv2", mount="secret", path="acme")
@@ -89,21 +90,36 @@ def test_server_trouble_is_a_dependency_failure() -> None:
 @pytest.mark.parametrize(
     ("error", "message"),
     [
-        (requests.exceptions.SSLError("CERTIFICATE_VERIFY_FAILED"), "TLS verification failed for Vault at"),
-        (requests.exceptions.ConnectTimeout("slow"), "did not answer in time"),
-        (requests.exceptions.ReadTimeout("slow"), "did not answer in time"),
-        (requests.exceptions.ConnectionError("refused"), "cannot connect to Vault at"),
-        (OSError("Could not find a suitable TLS CA certificate bundle"), "is vault.ca_cert readable?"),
-        (requests.exceptions.InvalidJSONError("garbage"), "failed (InvalidJSONError)"),
+        (urllib3.exceptions.SSLError("CERTIFICATE_VERIFY_FAILED"), "TLS verification failed for Vault at"),
+        (urllib3.exceptions.ConnectTimeoutError(None, "slow"), "did not answer in time"),
+        (urllib3.exceptions.ReadTimeoutError(None, "/v1/x", "slow"), "did not answer in time"),  # type: ignore[arg-type]  # no pool here
+        (urllib3.exceptions.NewConnectionError(None, "refused"), "cannot connect to Vault at"),  # type: ignore[arg-type]  # no connection here
+        (urllib3.exceptions.NameResolutionError("vault.example", None, OSError("no such host")), "cannot connect"),  # type: ignore[arg-type]  # no connection here
+        (urllib3.exceptions.ProxyError("Unable to connect to proxy", OSError("refused")), "cannot connect to Vault"),
+        (urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError()), "cannot connect to Vault"),
+        (OSError("no certificate in the bundle"), "is vault.ca_cert readable?"),
+        (urllib3.exceptions.DecodeError("garbage"), "failed (DecodeError)"),
+        (Redirected(status=307, location="https://other.example:8200/v1/x?SENTINEL=1"), "redirect (HTTP 307 to"),
     ],
 )
 def test_transport_failures_are_vault_unavailable(error: BaseException, message: str) -> None:
-    """TLS, timeouts, refused connections and unreadable CA bundles are VaultUnavailable with a hint."""
+    """TLS, timeouts, refused connections, redirects and unreadable CA bundles are VaultUnavailable with a hint."""
     translated = translate(error, at=AT, address=ADDRESS)
 
     assert isinstance(translated, VaultUnavailable)
     assert message in str(translated)
     assert ADDRESS in str(translated)
+    assert "SENTINEL" not in str(translated)
+
+
+def test_a_redirect_names_only_the_origin() -> None:
+    """A redirect's message names the status and the scheme, host and port it pointed at, never its path or query."""
+    translated = translate(
+        Redirected(status=307, location="https://other.example:8200/v1/x?a=1"), at=AT, address=ADDRESS
+    )
+
+    assert "(HTTP 307 to https://other.example:8200)" in str(translated)
+    assert "/v1/x" not in str(translated)
 
 
 @pytest.mark.parametrize(
