@@ -216,10 +216,34 @@ class Fingerprint:
 
     @classmethod
     def parse(cls, text: str) -> Fingerprint:
-        prefix, key_id, digest = text.split(":", 2)
-        if prefix != cls.PREFIX or not key_id or len(digest) != 64:
-            raise ValueError("not a fingerprint: expected hmac-sha256:<key id>:<64 hex>")
+        """The fingerprint written as ``text``; ``ValueError`` unless it is ``hmac-sha256:<key id>:<64 hex>``.
+
+        Whatever parses prints back to exactly ``text`` (``str(parse(t)) == t``), so a stored
+        fingerprint read back and written again keeps its bytes (the audit chain hashes them).
+        """
+        prefix, _, rest = text.partition(":")
+        key_id, _, digest = rest.partition(":")
+        if prefix != cls.PREFIX or not key_id or len(digest) != 64 or not _LOWER_HEX.issuperset(digest):
+            raise ValueError("not a fingerprint: expected hmac-sha256:<key id>:<64 lowercase hex>")
         return cls(key_id=key_id, digest=digest)
+
+    @classmethod
+    def read(cls, text: str | None) -> Fingerprint | None:
+        """A stored fingerprint text, or None when there is none or it does not parse (a foreign value)."""
+        if text is None:
+            return None
+        try:
+            return cls.parse(text)
+        except ValueError:
+            return None
+
+
+_LOWER_HEX = frozenset("0123456789abcdef")
+
+
+def fingerprint_text(fingerprint: Fingerprint | None) -> str | None:
+    """How a fingerprint is stored and printed (``hmac-sha256:<key id>:<hex>``); None stays None."""
+    return None if fingerprint is None else str(fingerprint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,8 +283,8 @@ class AuditEvent:
     source_version: int | None = None
     vault_request_id: str | None = None
     registry_username: str | None = None
-    fingerprint: str | None = None
-    previous_fingerprint: str | None = None
+    fingerprint: Fingerprint | None = None
+    previous_fingerprint: Fingerprint | None = None
     verification: str | None = None
     http_status: int | None = None
     aicore_request_id: str | None = None
@@ -299,7 +323,7 @@ class RotationState:
     """The mutable state of one (target, secret). Never kept in the audit table."""
 
     key: RotationKey
-    fingerprint: str | None = None
+    fingerprint: Fingerprint | None = None
     source_version: int | None = None
     last_outcome: str | None = None
     last_error_code: str | None = None
@@ -385,12 +409,6 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def short_fingerprint(fingerprint: str | None) -> str | None:
+def short_fingerprint(fingerprint: Fingerprint | None) -> str | None:
     """``<key id>:<first 12 hex digits>`` of a fingerprint, for tables and lines read by people."""
-    if fingerprint is None:
-        return None
-    try:
-        parsed = Fingerprint.parse(fingerprint)
-    except ValueError:
-        return fingerprint[:20]
-    return f"{parsed.key_id}:{parsed.short}"
+    return None if fingerprint is None else f"{fingerprint.key_id}:{fingerprint.short}"

@@ -248,7 +248,7 @@ def test_dry_run_writes_nothing(world: World) -> None:
     assert result.outcome is Outcome.DRY_RUN
     assert result.would_write is True
     assert result.fingerprint is not None
-    assert result.fingerprint.startswith("hmac-sha256:k1:")
+    assert str(result.fingerprint).startswith("hmac-sha256:k1:")
     assert world.audit.records == []
     assert world.stores["eu"].calls == []
     assert world.state.states == {}
