@@ -221,11 +221,10 @@ class Fingerprint:
         Whatever parses prints back to exactly ``text`` (``str(parse(t)) == t``), so a stored
         fingerprint read back and written again keeps its bytes (the audit chain hashes them).
         """
-        prefix, _, rest = text.partition(":")
-        key_id, _, digest = rest.partition(":")
-        if prefix != cls.PREFIX or not key_id or len(digest) != 64 or not _LOWER_HEX.issuperset(digest):
+        match = _FINGERPRINT_RE.fullmatch(text)
+        if match is None:
             raise ValueError("not a fingerprint: expected hmac-sha256:<key id>:<64 lowercase hex>")
-        return cls(key_id=key_id, digest=digest)
+        return cls(key_id=match[1], digest=match[2])
 
     @classmethod
     def read(cls, text: str | None) -> Fingerprint | None:
@@ -238,7 +237,7 @@ class Fingerprint:
             return None
 
 
-_LOWER_HEX = frozenset("0123456789abcdef")
+_FINGERPRINT_RE = re.compile(rf"{Fingerprint.PREFIX}:([^:]+):([0-9a-f]{{64}})")
 
 
 def fingerprint_text(fingerprint: Fingerprint | None) -> str | None:
