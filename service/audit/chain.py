@@ -96,12 +96,7 @@ def chain(events: Sequence[AuditEvent], *, head: ChainHead, recorded_at: datetim
 
 
 def record_from_row(row: RowLike) -> AuditRecord:
-    """Rebuild an ``AuditRecord`` from a stored row; ``AuditError`` if it names unknown values.
-
-    A fingerprint column that does not parse (not written by this service) reads as None: the
-    row still verifies, since verification hashes the stored text and never this record, and
-    only what is rebuilt from it (the ``interrupted`` row closing an open intent) names none.
-    """
+    """Rebuild an ``AuditRecord`` from a stored row; ``AuditError`` if it names unknown values."""
     names = {field.name for field in dataclasses.fields(AuditEvent)}
     values = {name: row[name] for name in names}
     try:
@@ -109,6 +104,8 @@ def record_from_row(row: RowLike) -> AuditRecord:
             event=EventType(row["event"]),
             trigger=Trigger(row["trigger"]),
             registries=tuple(row["registries"]),
+            # Text that does not parse (not written by us) reads as None. The row still verifies:
+            # verification hashes the stored text, never this record (docs/audit.md).
             fingerprint=Fingerprint.read(row["fingerprint"]),
             previous_fingerprint=Fingerprint.read(row["previous_fingerprint"]),
         )
