@@ -106,6 +106,17 @@ class StateStore(Protocol):
         """
         ...
 
+    def claim_loaded(
+        self,
+        keys: Sequence[RotationKey],
+        *,
+        owner: str,
+        ttl: timedelta,
+        due_by: datetime | None,
+    ) -> dict[RotationKey, tuple[LeaseGrant, RotationState | None]]:
+        """``claim``, each grant with its key's state (None when it has none), read in the same round trip."""
+        ...
+
     def save(self, states: Sequence[RotationState], *, release: Sequence[LeaseGrant] = ()) -> list[RotationKey]:
         """Upsert states and release leases in one transaction.
 

@@ -218,6 +218,13 @@ class FakeState:
                 granted[key] = self.leases[key] = self.last[key] = LeaseGrant(key, owner, token, self.clock() + ttl)
         return granted
 
+    def claim_loaded(
+        self, keys: Sequence[RotationKey], *, owner: str, ttl: timedelta, due_by: datetime | None
+    ) -> dict[RotationKey, tuple[LeaseGrant, RotationState | None]]:
+        grants = self.claim(keys, owner=owner, ttl=ttl, due_by=due_by)
+        with self.lock:
+            return {key: (grant, self.states.get(key)) for key, grant in grants.items()}
+
     def save(self, states: Sequence[RotationState], *, release: Sequence[LeaseGrant] = ()) -> list[RotationKey]:
         with self.lock:
             current = {g.key for g in release if self._newest(g.key) == g}

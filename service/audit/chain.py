@@ -56,9 +56,12 @@ def row_hash(prev_hash: str, row: RowLike) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + canonical_bytes(row)).hexdigest()
 
 
+_EVENT_FIELDS = tuple(field.name for field in dataclasses.fields(AuditEvent))
+
+
 def event_row(event: AuditEvent, *, seq: int, recorded_at: datetime) -> dict[str, Any]:
     """The hashed columns of one event at its place in the chain."""
-    row: dict[str, Any] = {field.name: getattr(event, field.name) for field in dataclasses.fields(event)}
+    row: dict[str, Any] = {name: getattr(event, name) for name in _EVENT_FIELDS}
     row.update(
         seq=seq,
         recorded_at=recorded_at,
@@ -81,24 +84,31 @@ def record_row(record: AuditRecord) -> dict[str, Any]:
 
 def chain(events: Sequence[AuditEvent], *, head: ChainHead, recorded_at: datetime) -> list[AuditRecord]:
     """Number and hash ``events`` after ``head``, all at ``recorded_at``."""
-    records: list[AuditRecord] = []
+    return [record for record, _ in chained_rows(events, head=head, recorded_at=recorded_at)]
+
+
+def chained_rows(
+    events: Sequence[AuditEvent], *, head: ChainHead, recorded_at: datetime
+) -> list[tuple[AuditRecord, dict[str, Any]]]:
+    """``chain``, each record with its row as stored (``record_row``), built once for the hash and the insert."""
+    out: list[tuple[AuditRecord, dict[str, Any]]] = []
     seq, prev = head.seq, head.row_hash
     for event in events:
         seq += 1
-        digest = row_hash(prev, event_row(event, seq=seq, recorded_at=recorded_at))
-        records.append(
-            AuditRecord(
-                seq=seq, recorded_at=recorded_at, event=event, prev_hash=prev, row_hash=digest, format=CURRENT_FORMAT
-            )
+        row = event_row(event, seq=seq, recorded_at=recorded_at)
+        digest = row_hash(prev, row)
+        record = AuditRecord(
+            seq=seq, recorded_at=recorded_at, event=event, prev_hash=prev, row_hash=digest, format=CURRENT_FORMAT
         )
+        row["prev_hash"], row["row_hash"] = prev, digest
+        out.append((record, row))
         prev = digest
-    return records
+    return out
 
 
 def record_from_row(row: RowLike) -> AuditRecord:
     """Rebuild an ``AuditRecord`` from a stored row; ``AuditError`` if it names unknown values."""
-    names = {field.name for field in dataclasses.fields(AuditEvent)}
-    values = {name: row[name] for name in names}
+    values = {name: row[name] for name in _EVENT_FIELDS}
     try:
         values.update(
             event=EventType(row["event"]),

@@ -10,7 +10,9 @@ bigint advisory key shows as ``classid`` = high 32 bits, ``objid`` = low 32 bits
 
 from __future__ import annotations
 
+import math
 import secrets
+import time
 from types import TracebackType
 
 import sqlalchemy as sa
@@ -47,6 +49,7 @@ class InstanceLock:
         self._connection: Connection | None = None
         self._taken = False  # acquire() succeeded once: a lost session is then taken back
         self._closed = False
+        self._checked_at = -math.inf  # monotonic time the lock was last seen held
 
     @property
     def key(self) -> int:
@@ -75,8 +78,13 @@ class InstanceLock:
                 return key
         raise AuditError("no free instance lock key after several random tries")
 
-    def ensure(self) -> int:
+    def ensure(self, *, max_age: float = 0.0) -> int:
         """The key, after making sure it is still held; a lost session (failover) gets a new session and key.
+
+        ``max_age``: a lock seen held less than that many seconds ago is not asked again. The
+        claims pass about a second: their grant statement requires the key to be live in
+        ``pg_locks`` anyway, so an answer a second old can delay taking a lost lock back by
+        that second, but never grant anything to a lost one.
 
         While the database is down this raises ``AuditUnavailable`` and is tried again at the
         next call: nothing is claimed meanwhile (the grant itself also requires the key to be
@@ -84,12 +92,16 @@ class InstanceLock:
         """
         if self._closed or not self._taken:
             return self.key  # closed on purpose, or never taken (read-only commands): AuditError
+        if self._connection is not None and time.monotonic() - self._checked_at < max_age:
+            return self.key
         if self._connection is not None and self.held():
+            self._checked_at = time.monotonic()
             return self.key
         if self._connection is not None:
             log.warning("instance.lock_lost", instance=self.instance_id, key=self._key)
             self._drop()
         self.acquire()
+        self._checked_at = time.monotonic()
         return self.key
 
     def held(self) -> bool:

@@ -2,9 +2,10 @@
 
 A lease is free when it was released (``expires_at`` NULL), it expired (database clock),
 or its owner's ``InstanceLock`` is gone from ``pg_locks`` (the process died). ``claim``
-runs in one transaction: make sure a lease row exists per key, lock the rows nobody else
-is touching (``FOR UPDATE SKIP LOCKED``), then, in a new statement that therefore sees
-every commit made before the locks were taken, grant the free ones whose state is due.
+runs in one transaction: lock the rows nobody else is touching (``FOR UPDATE SKIP LOCKED``;
+a key claimed for the first time gets its row, then the lock), then, in a new statement that
+therefore sees every commit made before the locks were taken, grant the free ones whose
+state is due, returning each granted key's state with it (``claim_loaded``).
 Each grant raises the row's fencing ``token`` by one; rows are never deleted, so a token
 is never reused. ``save`` writes a state only while its grant is still the current one.
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from service.audit.db import translated, where
 from service.audit.instance import LIVE_OWNER_LOCKS, InstanceLock
@@ -28,6 +29,7 @@ from service.logs import get_logger
 from service.model import Fingerprint, LeaseGrant, RotationKey, RotationState, fingerprint_text
 
 log = get_logger(__name__)
+LOCK_CHECK_AGE_S = 1.0  # claims ask pg_locks whether the instance lock is held at most this often
 
 _ENSURE_ROWS = sa.text("""
 INSERT INTO leases (target, secret, owner, owner_lock, token)
@@ -45,19 +47,28 @@ ORDER BY l.target, l.secret
 FOR UPDATE OF l SKIP LOCKED
 """)
 
+_STATE_FIELDS = tuple(field.name for field in dataclasses.fields(RotationState) if field.name != "key")
+
+# The grant, and the state of every granted key, in one statement: the UPDATE's RETURNING joined
+# to rotation_state (a table the UPDATE does not change, so the join sees its committed rows).
 _GRANT = sa.text(f"""
-UPDATE leases AS l
-SET owner = :owner, owner_lock = :owner_lock, token = l.token + 1,
-    acquired_at = clock_timestamp(), expires_at = clock_timestamp() + make_interval(secs => :ttl)
-FROM unnest(CAST(:targets AS text[]), CAST(:secrets AS text[])) AS k(target, secret)
-WHERE l.target = k.target AND l.secret = k.secret
-  AND (l.expires_at IS NULL OR l.expires_at < clock_timestamp() OR l.owner_lock NOT IN ({LIVE_OWNER_LOCKS}))
-  AND CAST(:owner_lock AS bigint) IN ({LIVE_OWNER_LOCKS})  -- fencing: nothing is granted to a lost instance lock
-  AND NOT EXISTS (
-    SELECT 1 FROM rotation_state AS s
-    WHERE s.target = l.target AND s.secret = l.secret AND s.next_run_at > CAST(:due_by AS timestamptz))
-RETURNING l.target, l.secret, l.owner, l.token, l.expires_at
-""")  # noqa: S608 (LIVE_OWNER_LOCKS is a constant of this package, not outside text)
+WITH granted AS (
+  UPDATE leases AS l
+  SET owner = :owner, owner_lock = :owner_lock, token = l.token + 1,
+      acquired_at = clock_timestamp(), expires_at = clock_timestamp() + make_interval(secs => :ttl)
+  FROM unnest(CAST(:targets AS text[]), CAST(:secrets AS text[])) AS k(target, secret)
+  WHERE l.target = k.target AND l.secret = k.secret
+    AND (l.expires_at IS NULL OR l.expires_at < clock_timestamp() OR l.owner_lock NOT IN ({LIVE_OWNER_LOCKS}))
+    AND CAST(:owner_lock AS bigint) IN ({LIVE_OWNER_LOCKS})  -- fencing: nothing is granted to a lost instance lock
+    AND NOT EXISTS (
+      SELECT 1 FROM rotation_state AS s
+      WHERE s.target = l.target AND s.secret = l.secret AND s.next_run_at > CAST(:due_by AS timestamptz))
+  RETURNING l.target, l.secret, l.owner, l.token, l.expires_at
+)
+SELECT g.target, g.secret, g.owner, g.token, g.expires_at, s.target IS NOT NULL AS has_state,
+       {", ".join(f"s.{name}" for name in _STATE_FIELDS)}
+FROM granted AS g LEFT JOIN rotation_state AS s ON s.target = g.target AND s.secret = g.secret
+""")  # noqa: S608 (LIVE_OWNER_LOCKS and the column names are constants of this package, not outside text)
 
 _CURRENT_GRANTS = sa.text("""
 SELECT l.target, l.secret
@@ -74,8 +85,6 @@ FROM unnest(CAST(:targets AS text[]), CAST(:secrets AS text[]), CAST(:tokens AS 
   AS g(target, secret, token, owner)
 WHERE l.target = g.target AND l.secret = g.secret AND l.token = g.token AND l.owner = g.owner
 """)
-
-_STATE_FIELDS = tuple(field.name for field in dataclasses.fields(RotationState) if field.name != "key")
 
 
 def _key_params(keys: Sequence[RotationKey]) -> dict[str, list[str]]:
@@ -98,9 +107,9 @@ def _state_row(state: RotationState) -> dict[str, Any]:
     return row
 
 
-def _state_from_row(row: Any) -> RotationState:
-    """A row of ``_LOAD`` (target, secret, then ``_STATE_FIELDS`` in order) as a state."""
-    key, values = RotationKey(row[0], row[1]), dict(zip(_STATE_FIELDS, row[2:], strict=True))
+def _state_from_row(row: Any, *, at: int = 2) -> RotationState:
+    """A row of ``_LOAD`` (target, secret, then ``_STATE_FIELDS`` in order from ``at``) as a state."""
+    key, values = RotationKey(row[0], row[1]), dict(zip(_STATE_FIELDS, row[at:], strict=True))
     values["fingerprint"] = _stored_fingerprint(key, values["fingerprint"])  # stored as its text
     return RotationState(key=key, **values)
 
@@ -111,6 +120,13 @@ def _stored_fingerprint(key: RotationKey, text: str | None) -> Fingerprint | Non
     if fingerprint is None and text is not None:
         log.warning("state.fingerprint_unreadable", target=key.target, secret=key.secret, then="written again")
     return fingerprint
+
+
+def _granted_from_row(row: Any) -> tuple[LeaseGrant, RotationState | None]:
+    """A row of ``_GRANT``: the grant, and the key's state when it has one."""
+    key = RotationKey(row[0], row[1])
+    grant = LeaseGrant(key=key, owner=row[2], token=row[3], expires_at=row[4])
+    return grant, (_state_from_row(row, at=6) if row[5] else None)
 
 
 # Only what a state holds (no updated_at), in _STATE_FIELDS order: rows are read by position.
@@ -137,25 +153,37 @@ class PostgresStateStore:
         self, keys: Sequence[RotationKey], *, owner: str, ttl: timedelta, due_by: datetime | None
     ) -> dict[RotationKey, LeaseGrant]:
         """Grant the free leases among ``keys`` to this instance; return only those granted."""
+        return {key: grant for key, (grant, _) in self.claim_loaded(keys, owner=owner, ttl=ttl, due_by=due_by).items()}
+
+    def claim_loaded(
+        self, keys: Sequence[RotationKey], *, owner: str, ttl: timedelta, due_by: datetime | None
+    ) -> dict[RotationKey, tuple[LeaseGrant, RotationState | None]]:
+        """``claim``, each grant with its key's state (None without one), in one transaction."""
         if owner != self._instance.instance_id:
             raise AuditError(f"claim for {owner!r} on the state store of instance {self._instance.instance_id!r}")
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        owner_lock = self._instance.ensure()
+        owner_lock = self._instance.ensure(max_age=LOCK_CHECK_AGE_S)
         with translated(f"claim leases at {where(self._engine)}"), self._engine.begin() as conn:
-            conn.execute(_ENSURE_ROWS, _key_params(wanted))
             locked = [RotationKey(*row) for row in conn.execute(_LOCK_ROWS, _key_params(wanted))]
-            params = {"owner": owner, "owner_lock": owner_lock, "ttl": ttl.total_seconds(), "due_by": due_by}
-            rows = conn.execute(_GRANT, {**params, **_key_params(locked)}).all() if locked else []
-        grants = {
-            RotationKey(row.target, row.secret): LeaseGrant(
-                key=RotationKey(row.target, row.secret), owner=row.owner, token=row.token, expires_at=row.expires_at
-            )
-            for row in rows
-        }
-        log.debug("lease.claimed", wanted=len(wanted), granted=len(grants))
-        return grants
+            if len(locked) < len(wanted):  # rows missing (first claim of a key) or locked by another replica
+                rest = sorted(set(wanted) - set(locked))
+                conn.execute(_ENSURE_ROWS, _key_params(rest))
+                locked += [RotationKey(*row) for row in conn.execute(_LOCK_ROWS, _key_params(rest))]
+            params = {"owner": owner, "ttl": ttl.total_seconds(), "due_by": due_by}
+            rows = self._grant(conn, sorted(locked), owner_lock=owner_lock, **params) if locked else []
+            if len(rows) < len(locked) and (fresh := self._instance.ensure()) != owner_lock:
+                # the lock was lost since it was last seen held, and is taken back now: grant the rest with it
+                rest = sorted(set(locked) - {RotationKey(row[0], row[1]) for row in rows})
+                rows += self._grant(conn, rest, owner_lock=fresh, **params)
+        granted = [_granted_from_row(row) for row in rows]
+        log.debug("lease.claimed", wanted=len(wanted), granted=len(granted))
+        return {grant.key: (grant, state) for grant, state in granted}
+
+    @staticmethod
+    def _grant(conn: Connection, keys: list[RotationKey], *, owner_lock: int, **params: Any) -> list[Any]:
+        return list(conn.execute(_GRANT, {**params, "owner_lock": owner_lock, **_key_params(keys)}).all())
 
     def save(self, states: Sequence[RotationState], *, release: Sequence[LeaseGrant] = ()) -> list[RotationKey]:
         """Upsert ``states`` and release ``release`` in one transaction, fenced by each grant's token."""

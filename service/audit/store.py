@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from service.audit.chain import chain, record_from_row, record_row
+from service.audit.chain import chained_rows, record_from_row
 from service.audit.db import translated, where
 from service.audit.tables import audit_chain_head, audit_events
 from service.logs import get_logger, redact_text
@@ -24,6 +24,15 @@ from service.model import AuditEvent, AuditRecord, ChainHead, EventType
 MESSAGE_MAX = 1000  # characters of a sanitised message kept in the trail
 log = get_logger(__name__)
 _INSERT = sa.insert(audit_events)
+# The clock is read by the outer query, after the subquery took the lock (and saw the head as
+# the previous appender committed it): recorded_at never goes backwards along the chain.
+_LOCK_HEAD = sa.text(
+    "SELECT head.seq, head.row_hash, clock_timestamp()"
+    " FROM (SELECT seq, row_hash FROM audit_chain_head FOR UPDATE) AS head"
+)
+_MOVE_HEAD = sa.update(audit_chain_head).values(
+    seq=sa.bindparam("seq"), row_hash=sa.bindparam("row_hash"), updated_at=sa.bindparam("now")
+)
 
 
 def sanitise(event: AuditEvent) -> AuditEvent:
@@ -50,15 +59,13 @@ class AuditStore:
 
     @staticmethod
     def _append(conn: Connection, events: list[AuditEvent]) -> list[AuditRecord]:
-        locked = conn.execute(sa.select(audit_chain_head.c.seq, audit_chain_head.c.row_hash).with_for_update()).one()
-        now = conn.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
-        records = chain(events, head=ChainHead(locked.seq, locked.row_hash), recorded_at=now)
+        seq, prev, now = conn.execute(_LOCK_HEAD).one()
+        chained = chained_rows(events, head=ChainHead(seq, prev), recorded_at=now)
         # executemany of one cached statement: a multi-row VALUES would be compiled anew for every batch size
-        conn.execute(_INSERT, [record_row(record) for record in records])
-        conn.execute(
-            sa.update(audit_chain_head).values(seq=records[-1].seq, row_hash=records[-1].row_hash, updated_at=now)
-        )
-        return records
+        conn.execute(_INSERT, [row for _, row in chained])
+        last = chained[-1][0]
+        conn.execute(_MOVE_HEAD, {"seq": last.seq, "row_hash": last.row_hash, "now": now})
+        return [record for record, _ in chained]
 
     def head(self) -> ChainHead | None:
         """The newest row's place in the chain, or None while the trail is empty."""

@@ -27,6 +27,16 @@ class Closing:
     grant: LeaseGrant
 
 
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """What one rotation starts from: its lease and state, or why it does not start."""
+
+    grant: LeaseGrant | None = None  # None: not claimed (a dry run), or refused
+    state: RotationState | None = None
+    refused: bool = False  # another replica holds the lease, or already rotated it for this due time
+    error: Exception | None = None  # the claim (or load) of the ticket's part failed
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Closed:
     outcome_error: AuditError | None
@@ -39,7 +49,7 @@ Granted = tuple[LeaseGrant | None, RotationState | None]
 
 
 class GroupCommit:
-    """Batched claims (with their state loads), loads, audit appends and closings over the ports."""
+    """Claims of a sweep's parts, and batched claims, audit appends and closings of concurrent rotations."""
 
     def __init__(self, *, audit: AuditLog, state: StateStore, owner: str, lease_ttl: timedelta) -> None:
         self._audit = audit
@@ -48,7 +58,6 @@ class GroupCommit:
         self._ttl = lease_ttl
         self._appends: Batcher[list[AuditEvent], list[AuditRecord]] = Batcher(self._flush_appends)
         self._claims: Batcher[Claim, Granted] = Batcher(self._flush_claims)
-        self._loads: Batcher[RotationKey, RotationState | None] = Batcher(self._flush_loads)
         self._closes: Batcher[Closing, Closed] = Batcher(self._flush_closes)
 
     def append(self, events: list[AuditEvent]) -> list[AuditRecord]:
@@ -58,8 +67,24 @@ class GroupCommit:
     def claim(self, key: RotationKey, *, due_by: datetime | None) -> Granted:
         return self._claims((key, due_by))
 
-    def load(self, key: RotationKey) -> RotationState | None:
-        return self._loads(key)
+    def tickets(self, keys: Sequence[RotationKey], *, claim: bool, due_by: datetime | None) -> list[Ticket]:
+        """One ticket per key, in order: every lease claimed and every state loaded in one transaction.
+
+        Without ``claim`` (a dry run) the states are only loaded. A key named twice gets its
+        grant once; later ones are refused. A failure is handed to every key's ticket.
+        """
+        try:
+            if not claim:
+                states = self._state.load(keys)
+                return [Ticket(state=states.get(key)) for key in keys]
+            granted = self._state.claim_loaded(keys, owner=self._owner, ttl=self._ttl, due_by=due_by)
+        except Exception as e:  # noqa: BLE001 (each rotation's guard raises it again and reports it)
+            return [Ticket(error=e) for key in keys]
+        out = []
+        for key in keys:
+            grant, state = granted.pop(key, (None, None))
+            out.append(Ticket(grant, state) if grant is not None else Ticket(refused=True))
+        return out
 
     def close(self, closing: Closing) -> Closed:
         return self._closes(closing)
@@ -78,16 +103,12 @@ class GroupCommit:
         return out
 
     def _flush_claims(self, items: list[Claim]) -> list[Granted]:
-        grants: dict[RotationKey, LeaseGrant] = {}
+        """One claim (its grants and their states in one transaction) per due time among the batch."""
+        granted: dict[RotationKey, tuple[LeaseGrant, RotationState | None]] = {}
         for due_by in {due for _, due in items}:
             keys = [key for key, due in items if due == due_by]
-            grants.update(self._state.claim(keys, owner=self._owner, ttl=self._ttl, due_by=due_by))
-        states = self._state.load(list(grants)) if grants else {}
-        return [(grants.get(key), states.get(key)) for key, _ in items]
-
-    def _flush_loads(self, keys: list[RotationKey]) -> list[RotationState | None]:
-        states = self._state.load(keys)
-        return [states.get(key) for key in keys]
+            granted.update(self._state.claim_loaded(keys, owner=self._owner, ttl=self._ttl, due_by=due_by))
+        return [granted.get(key, (None, None)) for key, _ in items]
 
     def _flush_closes(self, items: list[Closing]) -> list[Closed]:
         """Append the outcomes, then save the states and release the leases: each step fails on its own."""

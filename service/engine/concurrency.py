@@ -1,4 +1,10 @@
-"""The pool that bounds a sweep's concurrency: in total, per target, and the order work is handed to it."""
+"""The pool that bounds a sweep's concurrency: in total, per target, and the order work is handed to it.
+
+Work is handed out in parts, each prepared (e.g. its leases claimed and states loaded, in one
+round trip for the whole part) just before the pool needs it: a part is prepared when fewer
+than half the pool's threads' worth of work is still waiting to start, so a thread seldom
+waits for a preparation and nothing prepared waits long for a thread.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import TypeVar
 from service.model import RotationKey
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 class Pool:
@@ -17,16 +24,37 @@ class Pool:
 
     def __init__(self, *, max_concurrency: int, per_target: int, target_limits: Mapping[str, int]) -> None:
         self._executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="rotation")
+        self._threads = max_concurrency
         self._per_target = per_target
         self._limits = dict(target_limits)
         self._slots_lock = threading.Lock()
         self._slots: dict[str, threading.BoundedSemaphore] = {}
 
-    def map_by_target(self, keys: Sequence[RotationKey], work: Callable[[int], T]) -> list[T]:
-        """``work(i)`` for every position of ``keys``, handed out in turn by target; results in ``keys`` order."""
+    def map_by_target(
+        self,
+        keys: Sequence[RotationKey],
+        work: Callable[[int, P], T],
+        *,
+        prepare: Callable[[list[int]], Mapping[int, P]],
+        part: int,
+    ) -> list[T]:
+        """``work(i, prepared[i])`` for every position of ``keys``, handed out in turn by target.
+
+        ``prepare(positions)`` runs in the caller's thread for each part of at most ``part``
+        positions, in the order they are handed out, just before the pool needs them; an
+        exception from it propagates (prepare should turn its failures into values).
+        Results come back in ``keys`` order.
+        """
+        order = interleave_by_target(keys)
         futures: dict[int, Future[T]] = {}
-        for index in interleave_by_target(keys):
-            futures[index] = self._executor.submit(work, index)
+        waiting = _Waiting()
+        for at in range(0, len(order), max(part, 1)):
+            waiting.until_at_most(self._threads // 2)
+            positions = order[at : at + part]
+            prepared = prepare(positions)
+            for index in positions:
+                waiting.add()
+                futures[index] = self._executor.submit(waiting.started(work), index, prepared[index])
         return [futures[index].result() for index in range(len(keys))]
 
     def submit(self, work: Callable[[], T]) -> Future[T]:
@@ -55,3 +83,32 @@ def interleave_by_target(keys: Sequence[RotationKey]) -> list[int]:
     queues = sorted(by_target.values(), key=len, reverse=True)
     rounds = len(queues[0]) if queues else 0
     return [queue[turn] for turn in range(rounds) for queue in queues if turn < len(queue)]
+
+
+class _Waiting:
+    """How many handed-out calls have not started yet; the feeder waits for it to drop."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._wanted = -1  # the count the feeder waits for (-1: nobody waits)
+        self._changed = threading.Condition()
+
+    def add(self) -> None:
+        with self._changed:
+            self._count += 1
+
+    def until_at_most(self, count: int) -> None:
+        with self._changed:
+            self._wanted = count
+            self._changed.wait_for(lambda: self._count <= count)
+            self._wanted = -1
+
+    def started(self, work: Callable[[int, P], T]) -> Callable[[int, P], T]:
+        def run(index: int, prepared: P) -> T:
+            with self._changed:
+                self._count -= 1
+                if self._count <= self._wanted:
+                    self._changed.notify()
+            return work(index, prepared)
+
+        return run

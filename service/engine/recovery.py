@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from service.engine.commit import GroupCommit
+from service.engine.commit import GroupCommit, Ticket
 from service.engine.concurrency import Pool
 from service.engine.context import SweepScope
 from service.errors import RotatorError
-from service.model import AuditEvent, AuditRecord, EventType, LeaseGrant, Outcome, RotationKey, SecretSpec
+from service.model import AuditEvent, AuditRecord, EventType, Outcome, RotationKey, SecretSpec
 from service.ports import AuditLog, RotationListener
 from service.rotation import Notice, RotationResult
 
-Rotate = Callable[[SweepScope, SecretSpec, RotationKey, LeaseGrant], RotationResult]
+Rotate = Callable[[SweepScope, SecretSpec, RotationKey, Ticket], RotationResult]
 
 
 class Recovery:
@@ -60,7 +60,7 @@ class Recovery:
         key = RotationKey(records[-1].event.target, records[-1].event.secret)
         with self._listener.rotating(scope.run_id, key):
             try:
-                grant, _ = self._commit.claim(key, due_by=None)
+                grant, state = self._commit.claim(key, due_by=None)
                 if grant is None:
                     return False, None  # its owner is alive and holds it: the intent is not orphaned
                 records = self._still_open(records)
@@ -80,7 +80,7 @@ class Recovery:
         if secret is None or key.target not in secret.targets:
             self._commit.release([grant])
             return True, scope.result(key, Outcome.INTERRUPTED, message="no longer configured; not rotated again")
-        return True, rotate(scope, secret, key, grant)
+        return True, rotate(scope, secret, key, Ticket(grant, state))
 
     def _still_open(self, records: list[AuditRecord]) -> list[AuditRecord]:
         """Those of ``records`` no outcome names yet, read again while we hold the pair's lease.

@@ -1,7 +1,8 @@
 """``Rotator``: sweeps of rotations over the ports, and the one guard around each rotation.
 
-A sweep claims each pair's lease (with its state, in a batch), runs the steps, then closes
-the rotation: the next run is decided once, the outcome event is appended in the batch that
+A sweep claims its pairs' leases with their states a part at a time (one transaction per
+part, just before the pool needs it), runs the steps of each pair, then closes the rotation:
+the next run is decided once, the outcome event is appended in the batch that
 saves the state, and the lease is released. Any error of any step, even a bug, becomes a
 failed result, and a claimed lease is always closed.
 """
@@ -15,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from service.controls import Holds, Pin
-from service.engine.commit import Closing, GroupCommit
+from service.engine.commit import Closing, GroupCommit, Ticket
 from service.engine.concurrency import Pool
 from service.engine.context import SweepScope
 from service.engine.options import RotatorOptions
@@ -35,6 +36,7 @@ from service.ports import (
 from service.rotation import Notice, RotationResult, SweepReport, SweepRequest, next_run_after, state_after
 
 SKIPPED = "another replica holds it or already rotated it for this due time"
+PART_PER_THREAD = 2  # a sweep claims its pairs in parts of twice the pool's threads
 
 
 class Rotator:
@@ -56,6 +58,7 @@ class Rotator:
         controls: OperatorControls | None = None,
     ) -> None:
         self._audit = audit
+        self._part = PART_PER_THREAD * options.max_concurrency
         self._controls = controls
         self._listener = listener
         self._options = options
@@ -89,14 +92,34 @@ class Rotator:
         scope = SweepScope(request=request, now=self._clock())
         started = self._timer()
         work = request.pairs()
-        holds = self._holds([key for _, key in work])  # one query: DESIGN.md step 1, before any claim
-        results = self._pool.map_by_target([key for _, key in work], lambda i: self._held(scope, holds, *work[i]))
+        keys = [key for _, key in work]
+        holds = self._holds(keys)  # one query: DESIGN.md step 1, before any claim
+
+        def prepare(positions: list[int]) -> dict[int, Ticket]:
+            return dict(zip(positions, self._tickets(scope, holds, [keys[i] for i in positions]), strict=True))
+
+        def run(index: int, ticket: Ticket) -> RotationResult:
+            return self._held(scope, holds, *work[index], ticket)
+
+        results = self._pool.map_by_target(keys, run, prepare=prepare, part=self._part)
         return self._report(scope, results, started)  # results in configuration order
 
     def _holds(self, keys: list[RotationKey]) -> Holds:
         return self._controls.holds(keys) if self._controls is not None and keys else Holds()
 
-    def _held(self, scope: SweepScope, holds: Holds, secret: SecretSpec, key: RotationKey) -> RotationResult:
+    def _tickets(self, scope: SweepScope, holds: Holds, keys: list[RotationKey]) -> list[Ticket]:
+        """A part's tickets: a paused pair is not claimed; the others' leases and states in one transaction."""
+        request = scope.request
+        wanted = [i for i, key in enumerate(keys) if request.ignore_pause or holds.pause_of(key) is None]
+        claimed = self._commit.tickets([keys[i] for i in wanted], claim=not request.dry_run, due_by=request.due_by)
+        tickets = [PAUSED] * len(keys)
+        for index, ticket in zip(wanted, claimed, strict=True):
+            tickets[index] = ticket
+        return tickets
+
+    def _held(
+        self, scope: SweepScope, holds: Holds, secret: SecretSpec, key: RotationKey, ticket: Ticket
+    ) -> RotationResult:
         """A paused pair is reported without a claim, a Vault read or a write; a pinned one reads its version."""
         pause = holds.pause_of(key)
         if pause is not None and not scope.request.ignore_pause:
@@ -105,7 +128,7 @@ class Rotator:
             return result
         if pause is not None:
             scope.overridden[key] = pause
-        return self._rotate(scope, pinned(secret, holds.pin_of(key)), key)
+        return self._rotate(scope, pinned(secret, holds.pin_of(key)), key, ticket)
 
     def recover(self, pairs: Mapping[RotationKey, SecretSpec], *, trigger: Trigger = Trigger.STARTUP) -> SweepReport:
         """Close open intents whose pair is free as ``interrupted`` and rotate those pairs again at once."""
@@ -138,28 +161,22 @@ class Rotator:
 
     # --- one rotation -------------------------------------------------------------
 
-    def _rotate(
-        self, scope: SweepScope, secret: SecretSpec, key: RotationKey, grant: LeaseGrant | None = None
-    ) -> RotationResult:
+    def _rotate(self, scope: SweepScope, secret: SecretSpec, key: RotationKey, ticket: Ticket) -> RotationResult:
         started = self._timer()
         with self._listener.rotating(scope.run_id, key):
-            result = self._guarded(scope, secret, key, grant)
+            result = self._guarded(scope, secret, key, ticket)
         result = replace(result, duration_ms=int((self._timer() - started) * 1000))
         self._listener.rotation_finished(result)
         return result
 
-    def _guarded(
-        self, scope: SweepScope, secret: SecretSpec, key: RotationKey, grant: LeaseGrant | None
-    ) -> RotationResult:
-        """The one guard: claim (or load), run the steps, close; every error becomes a failed result."""
-        state: RotationState | None = None
+    def _guarded(self, scope: SweepScope, secret: SecretSpec, key: RotationKey, ticket: Ticket) -> RotationResult:
+        """The one guard: run the steps from the claimed lease and state, close; every error becomes a failed result."""
+        grant, state = ticket.grant, ticket.state
         try:
-            if grant is None and not scope.request.dry_run:
-                grant, state = self._commit.claim(key, due_by=scope.request.due_by)
-                if grant is None:
-                    return scope.result(key, Outcome.SKIPPED, message=SKIPPED)
-            else:
-                state = self._commit.load(key)
+            if ticket.error is not None:
+                raise ticket.error  # noqa: TRY301 (the claim of this pair's part failed: the guard reports it)
+            if ticket.refused:
+                return scope.result(key, Outcome.SKIPPED, message=SKIPPED)
             attempt = self._steps.run(scope, secret, key, state)
         except RotatorError as e:
             self._listener.noticed(Notice("rotation.error", "warning", key, {"error": e.code, "message": str(e)}))
@@ -216,6 +233,9 @@ class Rotator:
             self._listener.noticed(Notice("rotation.state_not_saved", "error", grant.key, fields))
         elif not closed.kept:
             self._listener.noticed(Notice("rotation.lease_lost", "warning", grant.key, {"token": grant.token}))
+
+
+PAUSED = Ticket(refused=True)  # never started: the pair is paused (``_held`` reports it)
 
 
 def pinned(secret: SecretSpec, pin: Pin | None) -> SecretSpec:

@@ -137,6 +137,31 @@ def test_without_due_by_the_next_run_does_not_matter(state_world: StateWorld) ->
     assert replica.claim([EU], due_by=None).keys() == {EU}
 
 
+def test_claim_loaded_returns_each_grant_with_its_keys_state(state_world: StateWorld) -> None:
+    """claim_loaded grants as claim does, and hands each granted key's saved state (None without one) with it."""
+    a, b = state_world.replica("a"), state_world.replica("b")
+    saved = _state(EU, consecutive_failures=3, next_run_at=DUE)
+    a.store.save([saved])
+    held = b.claim([AP])
+    claimed = a.store.claim_loaded([EU, US, AP], owner="a", ttl=TTL, due_by=None)
+    assert claimed.keys() == {EU, US}  # AP is held by b
+    (eu_grant, eu_state), (us_grant, us_state) = claimed[EU], claimed[US]
+    assert eu_state == saved
+    assert us_state is None
+    assert (eu_grant.key, eu_grant.owner, us_grant.key) == (EU, "a", US)
+    assert a.store.save([_state(EU)], release=[eu_grant]) == []  # the grant handed back is the current one
+    assert held[AP].owner == "b"
+
+
+def test_claim_loaded_honours_due_by_like_claim(state_world: StateWorld) -> None:
+    """A key whose saved next run is after due_by is neither granted nor loaded by claim_loaded."""
+    replica = state_world.replica("a")
+    replica.store.save([_state(EU, next_run_at=DUE + timedelta(hours=1)), _state(US, next_run_at=DUE)])
+    claimed = replica.store.claim_loaded([EU, US], owner="a", ttl=TTL, due_by=DUE)
+    assert claimed.keys() == {US}
+    assert claimed[US][1] == _state(US, next_run_at=DUE)
+
+
 # --- save and release -----------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from service.config import SecretConfig, SourceConfig, VerifyConfig
 from service.engine import Rotator, RotatorOptions
-from service.errors import AICoreError, Forbidden, SourceNotFound
+from service.errors import AICoreError, AuditUnavailable, Forbidden, SourceNotFound
 from service.model import (
     EventType,
     Fingerprint,
@@ -404,3 +404,45 @@ def test_failed_row_keeps_ai_cores_own_code_beside_ours(world: World) -> None:
         "ForbiddenAccess",
         403,
     )
+
+
+def test_a_sweep_claims_its_pairs_a_part_at_a_time(world: World) -> None:
+    """40 pairs on a pool of 16 threads: two claims of at most 32 pairs, each handing back grants with states."""
+    calls: list[int] = []
+    original = world.state.claim_loaded
+
+    def counted(keys, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(keys))
+        return original(keys, **kwargs)
+
+    world.state.claim_loaded = counted  # type: ignore[method-assign]
+    names = [f"registry-{i:02d}" for i in range(20)]
+    for store in world.stores.values():
+        store.existing.update(names)
+    report = world.sweep(*[secret(name, targets=("eu", "us")) for name in names])
+    assert [r.outcome for r in report.results] == [Outcome.APPLIED] * 40
+    assert calls == [32, 8]
+    assert world.state.leases == {}  # every lease released
+
+
+def test_a_failed_claim_fails_its_pairs_and_writes_nothing(world: World) -> None:
+    """The database refusing a part's claim: each of its pairs fails with the error, nothing is read or written."""
+
+    def refused(keys, **kwargs):  # type: ignore[no-untyped-def]
+        raise AuditUnavailable("the database at db:5432 is unreachable")
+
+    world.state.claim_loaded = refused  # type: ignore[method-assign]
+    report = world.sweep(secret(targets=("eu", "us")))
+    assert [(r.outcome, r.error_code) for r in report.results] == [(Outcome.FAILED, "audit_unavailable")] * 2
+    assert world.source.reads == []
+    assert all(store.calls == [] for store in world.stores.values())
+    assert [n.event for n in world.listener.notices] == ["rotation.error", "rotation.error"]
+
+
+def test_a_pair_named_twice_is_rotated_once(world: World) -> None:
+    """The same entry listed twice in a request: one rotation writes, the other is skipped, no lease is left."""
+    entry = secret()
+    report = world.sweep(entry, entry)
+    assert sorted(r.outcome for r in report.results) == sorted([Outcome.APPLIED, Outcome.SKIPPED])
+    assert world.stores["eu"].calls == [("PATCH", "acme-registry")]
+    assert world.state.leases == {}

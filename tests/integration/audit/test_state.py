@@ -364,7 +364,7 @@ def test_nothing_is_granted_to_a_lock_that_is_not_live(replica: Callable[[str], 
     _terminate_lock_session(engine, dead)
 
     class Stale(InstanceLock):
-        def ensure(self) -> int:  # as if the session died between the check and the grant
+        def ensure(self, *, max_age: float = 0.0) -> int:  # as if the session died between the check and the grant
             return dead
 
     stale = PostgresStateStore(engine, instance=Stale(engine, "a"))
@@ -394,3 +394,16 @@ def test_a_lock_closed_on_purpose_is_not_taken_back(replica: Callable[[str], Rep
     lock.close()
     with pytest.raises(AuditError, match="not acquired"):
         _claim(store, lock, [KEY])
+
+
+def test_a_lock_seen_held_recently_is_not_asked_again_but_a_short_grant_asks(
+    replica: Callable[[str], Replica], engine: Engine
+) -> None:
+    """ensure(max_age) trusts a recent answer; a claim granted less than it locked asks again and takes the lock back."""
+    lock, store = replica("a")
+    old = lock.ensure()
+    _terminate_lock_session(engine, old)
+    assert lock.ensure(max_age=60) == old  # seen held a moment ago: no round trip
+    assert _claim(store, lock, [KEY]) == {KEY}  # the fenced grant came short: the lock is taken back, then granted
+    assert lock.key != old
+    assert lock.held()
