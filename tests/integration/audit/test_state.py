@@ -305,11 +305,12 @@ def test_a_foreign_fingerprint_reads_as_unknown(replica: Callable[[str], Replica
         conn.execute(sa.text("UPDATE rotation_state SET fingerprint = 'sha1:legacy-value'"))
     with capture_logs() as logs:
         loaded = store.load([KEY])[KEY]
-    assert loaded == RotationState(key=KEY, source_version=4, last_outcome="applied")
+        [(_grant, claimed)] = store.claim_loaded([KEY], owner="a", ttl=TTL, due_by=None).values()
+    assert loaded == claimed == RotationState(key=KEY, source_version=4, last_outcome="applied")
     warnings = [entry for entry in logs if entry["event"] == "state.fingerprint_unreadable"]
     assert [(entry["log_level"], entry["target"], entry["secret"]) for entry in warnings] == [
         ("warning", "eu", "ghcr-pull")
-    ]
+    ] * 2
     assert "sha1:legacy-value" not in str(logs)
 
 
