@@ -217,7 +217,7 @@ class Fingerprint:
 
     @classmethod
     def parse(cls, text: str) -> Fingerprint:
-        """The fingerprint written as ``text``; ``ValueError`` unless it is ``hmac-sha256:<key id>:<64 hex>``.
+        """The fingerprint written as ``text``; ``ValueError`` unless ``hmac-sha256:<key id>:<64 lowercase hex>``.
 
         Whatever parses prints back to exactly ``text`` (``str(parse(t)) == t``), so a stored
         fingerprint read back and written again keeps its bytes (the audit chain hashes them).
