@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from service.audit.db import translated, where
@@ -192,7 +192,7 @@ class PostgresStateStore:
             lost = {grant.key for grant in release} - current
             latest = {state.key: state for state in states if state.key not in lost}
             if latest:
-                conn.execute(_UPSERT, [_state_row(latest[key]) for key in sorted(latest)])
+                conn.execute(_UPSERT, _upsert_params([latest[key] for key in sorted(latest)]))
             conn.execute(_RELEASE, _grant_params([grant for grant in release if grant.key in current]))
         refused = [state.key for state in states if state.key in lost]
         if refused:
@@ -205,11 +205,23 @@ class PostgresStateStore:
             conn.execute(_RELEASE, _grant_params(grants))
 
 
-def _upsert_statement() -> sa.Executable:
-    """One cached upsert, executed with a list of rows (a multi-row VALUES is compiled anew per batch size)."""
-    insert = pg_insert(rotation_state)
-    changes = {name: insert.excluded[name] for name in _STATE_FIELDS} | {"updated_at": sa.func.clock_timestamp()}
-    return insert.on_conflict_do_update(index_elements=["target", "secret"], set_=changes)
+def _upsert_statement() -> sa.TextClause:
+    """One upsert of any number of states: a column of values per array, one round trip."""
+    columns = ("target", "secret", *_STATE_FIELDS)
+    arrays = ", ".join(f"CAST(:{name} AS {_SQL_TYPES[name]}[])" for name in columns)
+    changes = ", ".join(f"{name} = EXCLUDED.{name}" for name in _STATE_FIELDS)
+    return sa.text(
+        f"INSERT INTO rotation_state ({', '.join(columns)}, updated_at)"  # noqa: S608 (the table's own columns)
+        f" SELECT *, clock_timestamp() FROM unnest({arrays})"
+        f" ON CONFLICT (target, secret) DO UPDATE SET {changes}, updated_at = clock_timestamp()"
+    )
 
 
+def _upsert_params(states: list[RotationState]) -> dict[str, list[Any]]:
+    rows = [_state_row(state) for state in states]
+    return {name: [row[name] for row in rows] for name in ("target", "secret", *_STATE_FIELDS)}
+
+
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]  # the dialect class has no annotations
+_SQL_TYPES = {column.name: column.type.compile(dialect=_DIALECT) for column in rotation_state.columns}
 _UPSERT = _upsert_statement()
