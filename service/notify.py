@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from service import logs
 from service.errors import ConfigError, ConfigIssue, RotatorError
-from service.model import Outcome, RotationKey
+from service.model import Outcome, RotationKey, fingerprint_text
 from service.ports import RotationListener
 from service.rotation import Notice as EngineNotice
 from service.rotation import RotationResult, SweepReport
@@ -118,7 +118,7 @@ def _notice(result: RotationResult, kind: Kind, *, failures: int, now: datetime)
     facts = [
         f"pair: {key}",
         f"outcome: {result.outcome} (trigger {result.trigger}, run {result.run_id})",
-        f"fingerprint: {result.fingerprint or '-'}",
+        f"fingerprint: {fingerprint_text(result.fingerprint) or '-'}",
         f"at: {_iso(now)}",
     ]
     body = "\n".join([lines[kind], *facts])

@@ -11,7 +11,7 @@ from service import logs
 from service.anchors import Anchorer, LogSink
 from service.errors import RotatorError
 from service.metrics import Metrics
-from service.model import Outcome, RotationKey
+from service.model import Outcome, RotationKey, fingerprint_text
 from service.rotation import Notice, RotationResult, SweepReport
 
 _LEVELS = {
@@ -43,8 +43,8 @@ class Observer:
             secret=result.key.secret,
             outcome=str(result.outcome),
             trigger=str(result.trigger),
-            fingerprint=result.fingerprint,
-            previous_fingerprint=result.previous_fingerprint,
+            fingerprint=fingerprint_text(result.fingerprint),
+            previous_fingerprint=fingerprint_text(result.previous_fingerprint),
             source_version=result.source_version,
             verification=result.verification,
             duration_ms=result.duration_ms,

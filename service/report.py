@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from service.model import Outcome, short_fingerprint
+from service.model import Outcome, fingerprint_text, short_fingerprint
 from service.rotation import RotationResult, SweepReport
 
 
@@ -44,4 +44,6 @@ def render_results(report: SweepReport, *, as_json: bool) -> str:
 def _as_dict(result: RotationResult) -> dict[str, object]:
     fields = {name: getattr(result, name) for name in result.__dataclass_fields__}
     key = fields.pop("key")
+    fields["fingerprint"] = fingerprint_text(result.fingerprint)  # the full text, as the audit trail holds it
+    fields["previous_fingerprint"] = fingerprint_text(result.previous_fingerprint)
     return {"target": key.target, "secret": key.secret, **fields}

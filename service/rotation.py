@@ -43,7 +43,7 @@ def decide(state: RotationState | None, new: Fingerprint, *, identity: str, forc
     A state saved before identities were recorded (``target_identity`` NULL) adopts the
     current one rather than rewriting every secret of every tenant at once.
     """
-    if state is None or state.fingerprint != str(new):
+    if state is None or state.fingerprint != new:
         return Action.WRITE
     if state.target_identity is not None and state.target_identity != identity:
         return Action.REPOINT
@@ -90,11 +90,8 @@ def decide_rendering(
 
 def _under_previous_key(state: RotationState | None, config: DockerConfigJson, keys: AuditKeys) -> Fingerprint | None:
     """The state's fingerprint, when a previous key's fingerprint of ``config`` equals it; else None."""
-    if state is None or state.fingerprint is None:
-        return None
-    try:
-        recorded = Fingerprint.parse(state.fingerprint)
-    except ValueError:
+    recorded = state.fingerprint if state is not None else None
+    if recorded is None:
         return None
     old_key = keys.previous.get(recorded.key_id)
     if old_key is None or recorded.key_id == keys.key_id:
@@ -150,8 +147,8 @@ class RotationResult:
     outcome: Outcome
     trigger: Trigger
     run_id: str
-    fingerprint: str | None = None
-    previous_fingerprint: str | None = None
+    fingerprint: Fingerprint | None = None
+    previous_fingerprint: Fingerprint | None = None
     source_version: int | None = None
     registry_username: str | None = None
     verification: VerificationOutcome | None = None

@@ -18,7 +18,16 @@ from typing import Any
 
 from service.audit.tables import CURRENT_FORMAT, HASHED_COLUMNS, HASHED_COLUMNS_V1
 from service.errors import AuditError
-from service.model import AuditEvent, AuditRecord, ChainHead, EventType, Trigger, format_time
+from service.model import (
+    AuditEvent,
+    AuditRecord,
+    ChainHead,
+    EventType,
+    Fingerprint,
+    Trigger,
+    fingerprint_text,
+    format_time,
+)
 
 GENESIS = "0" * 64
 # A row by column name: a dict, or SQLAlchemy's RowMapping (whose key type is wider than str).
@@ -60,6 +69,8 @@ def event_row(event: AuditEvent, *, seq: int, recorded_at: datetime) -> dict[str
         trigger=str(event.trigger),
         registries=list(event.registries),
         format=CURRENT_FORMAT,
+        fingerprint=fingerprint_text(event.fingerprint),
+        previous_fingerprint=fingerprint_text(event.previous_fingerprint),
     )
     return row
 
@@ -103,6 +114,10 @@ def record_from_row(row: RowLike) -> AuditRecord:
             event=EventType(row["event"]),
             trigger=Trigger(row["trigger"]),
             registries=tuple(row["registries"]),
+            # Text that does not parse (not written by us) reads as None. The row still verifies:
+            # verification hashes the stored text, never this record (docs/audit.md).
+            fingerprint=Fingerprint.read(row["fingerprint"]),
+            previous_fingerprint=Fingerprint.read(row["previous_fingerprint"]),
         )
     except ValueError:
         raise AuditError(f"audit row {row['seq']} holds an unknown event or trigger") from None

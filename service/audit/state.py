@@ -26,7 +26,7 @@ from service.audit.instance import LIVE_OWNER_LOCKS, InstanceLock
 from service.audit.tables import rotation_state
 from service.errors import AuditError
 from service.logs import get_logger
-from service.model import LeaseGrant, RotationKey, RotationState
+from service.model import Fingerprint, LeaseGrant, RotationKey, RotationState, fingerprint_text
 
 log = get_logger(__name__)
 LOCK_CHECK_AGE_S = 1.0  # claims ask pg_locks whether the instance lock is held at most this often
@@ -100,14 +100,26 @@ def _grant_params(grants: Sequence[LeaseGrant]) -> dict[str, list[Any]]:
 
 
 def _state_row(state: RotationState) -> dict[str, Any]:
-    return {"target": state.key.target, "secret": state.key.secret} | {
+    row: dict[str, Any] = {"target": state.key.target, "secret": state.key.secret} | {
         name: getattr(state, name) for name in _STATE_FIELDS
     }
+    row["fingerprint"] = fingerprint_text(state.fingerprint)  # stored as its text
+    return row
 
 
 def _state_from_row(row: Any, *, at: int = 2) -> RotationState:
     """A row of ``_LOAD`` (target, secret, then ``_STATE_FIELDS`` in order from ``at``) as a state."""
-    return RotationState(key=RotationKey(row[0], row[1]), **dict(zip(_STATE_FIELDS, row[at:], strict=True)))
+    key, values = RotationKey(row[0], row[1]), dict(zip(_STATE_FIELDS, row[at:], strict=True))
+    values["fingerprint"] = _stored_fingerprint(key, values["fingerprint"])  # stored as its text
+    return RotationState(key=key, **values)
+
+
+def _stored_fingerprint(key: RotationKey, text: str | None) -> Fingerprint | None:
+    """The state's fingerprint; one that does not parse counts as unknown (None), so the pair is written again."""
+    fingerprint = Fingerprint.read(text)
+    if fingerprint is None and text is not None:
+        log.warning("state.fingerprint_unreadable", target=key.target, secret=key.secret, then="written again")
+    return fingerprint
 
 
 def _granted_from_row(row: Any) -> tuple[LeaseGrant, RotationState | None]:

@@ -80,7 +80,7 @@ class RotationContext:
     verification: VerificationOutcome | None = None
 
     @property
-    def previous_fingerprint(self) -> str | None:
+    def previous_fingerprint(self) -> Fingerprint | None:
         return self.state.fingerprint if self.state else None
 
     def event(
@@ -113,7 +113,7 @@ class RotationContext:
             source_version=source.version,
             vault_request_id=source.request_id,
             registry_username=self.credential.username,
-            fingerprint=str(self.fingerprint),
+            fingerprint=self.fingerprint,
             previous_fingerprint=self.previous_fingerprint,
             verification=str(self.verification) if self.verification is not None else None,
             intent_seq=intent_seq,
@@ -144,7 +144,7 @@ class RotationContext:
             outcome=outcome,
             trigger=self.scope.request.trigger,
             run_id=self.scope.run_id,
-            fingerprint=str(self.fingerprint),
+            fingerprint=self.fingerprint,
             previous_fingerprint=self.previous_fingerprint,
             source_version=self.credential.source.version,
             registry_username=self.credential.username,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.model import AuditEvent, EventType, Trigger
+from service.model import AuditEvent, EventType, Fingerprint, Trigger
 from tests.contracts.conftest import AuditWorld
 
 
@@ -22,7 +22,8 @@ def _event(kind: EventType = EventType.INTENT, **overrides: Any) -> AuditEvent:
         "source_mount": "secret",
         "source_path": "registries/ghcr",
         "source_version": 3,
-        "fingerprint": "hmac-sha256:k1:" + "ab" * 32,
+        "fingerprint": Fingerprint(key_id="k1", digest="ab" * 32),
+        "previous_fingerprint": Fingerprint(key_id="k0", digest="cd" * 32),
     }
     return AuditEvent(**(values | overrides))
 

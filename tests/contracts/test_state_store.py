@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.model import RotationKey, RotationState
+from service.model import Fingerprint, RotationKey, RotationState
 from tests.contracts.conftest import DEATHS, SHORT_TTL, TTL, StateWorld
 
 EU, US, AP = RotationKey("eu", "ghcr-pull"), RotationKey("us", "ghcr-pull"), RotationKey("ap", "quay-pull")
-FINGERPRINT = "hmac-sha256:k1:" + "ab" * 32
+FINGERPRINT = Fingerprint(key_id="k1", digest="ab" * 32)
 DUE = datetime(2030, 1, 1, 12, tzinfo=UTC)
 
 

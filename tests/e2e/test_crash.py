@@ -50,7 +50,7 @@ def test_a_worker_killed_after_its_intent_is_recovered_at_the_next_start(scene: 
     again, applied = rows[2], rows[3]
     assert again["trigger"] == applied["trigger"] == "startup"
     assert applied["intent_seq"] == again["seq"]
-    assert applied["fingerprint"] == intent.event.fingerprint, "the same credential, written again"
+    assert applied["fingerprint"] == str(intent.event.fingerprint), "the same credential, written again"
     assert scene.open_intents() == []
     assert scene.stored_password("tenant-a", "acme-registry") == password
     assert applied["fingerprint"] == scene.fingerprint(scene.emulator.inspect.stored("tenant-a", "acme-registry"))

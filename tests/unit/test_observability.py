@@ -13,7 +13,7 @@ from service import logs
 from service.errors import AuditUnavailable
 from service.http import HealthServer, Probes
 from service.metrics import Metrics
-from service.model import ChainHead, Outcome, RotationKey, RotationState, Trigger
+from service.model import ChainHead, Fingerprint, Outcome, RotationKey, RotationState, Trigger
 from service.observe import Observer
 from service.report import render_results
 from service.rotation import RotationResult, SweepReport
@@ -21,7 +21,8 @@ from service.status import render_table, status_rows
 from tests.fakes import NOW
 from tests.unit.test_sweep import secret
 
-FP = "hmac-sha256:k1:" + "ab" * 32
+FP_TEXT = "hmac-sha256:k1:" + "ab" * 32
+FP = Fingerprint.parse(FP_TEXT)
 
 
 def result(outcome: Outcome = Outcome.APPLIED, **kw: object) -> RotationResult:
@@ -118,7 +119,7 @@ def test_one_canonical_log_line_per_rotation() -> None:
         "secret": "acme-registry",
         "target": "eu",
         "outcome": "applied",
-        "fingerprint": FP,
+        "fingerprint": FP_TEXT,
         "source_version": 3,
         "duration_ms": 120,
         "request_id": "req-1",
@@ -178,6 +179,7 @@ def test_once_report_lines() -> None:
     assert "[aicore_forbidden] no" in text[1]
     assert text[-1].startswith("run run1: 1 applied, 1 failed in 40ms; audit head 9:")
     lines = [json.loads(line) for line in render_results(report, as_json=True).splitlines()]
+    assert (lines[0]["fingerprint"], lines[0]["previous_fingerprint"]) == (FP_TEXT, None)
     assert lines[1]["outcome"] == "failed"
     assert lines[1]["target"] == "eu"
 

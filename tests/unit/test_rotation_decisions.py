@@ -54,13 +54,13 @@ def result(outcome: Outcome, **kw: object) -> RotationResult:
     ("stored", "force", "action"),
     [
         (None, False, Action.WRITE),
-        (str(FP), False, Action.UNCHANGED),
-        (str(FP), True, Action.FORCE),
-        ("hmac-sha256:k1:" + "b" * 64, False, Action.WRITE),
-        ("hmac-sha256:k2:" + "a" * 64, False, Action.WRITE),
+        (FP, False, Action.UNCHANGED),
+        (FP, True, Action.FORCE),
+        (Fingerprint(key_id="k1", digest="b" * 64), False, Action.WRITE),
+        (Fingerprint(key_id="k2", digest="a" * 64), False, Action.WRITE),
     ],
 )
-def test_decide(stored: str | None, force: bool, action: Action) -> None:
+def test_decide(stored: Fingerprint | None, force: bool, action: Action) -> None:
     """Write on a new fingerprint (a new audit key id counts as new); force only matters when unchanged."""
     state = RotationState(key=KEY, fingerprint=stored, target_identity=ID) if stored else None
     assert decide(state, FP, identity=ID, force=force) is action
@@ -80,7 +80,7 @@ ID = "api.ai.example.com sb-rotator"
 )
 def test_decide_includes_the_target_identity(stored_identity: str | None, action: Action) -> None:
     """An unchanged credential is written again when the target now names another tenant or client id."""
-    state = RotationState(key=KEY, fingerprint=str(FP), target_identity=stored_identity)
+    state = RotationState(key=KEY, fingerprint=FP, target_identity=stored_identity)
     assert decide(state, FP, identity=ID, force=False) is action
 
 
@@ -122,12 +122,14 @@ def test_lease_and_expiry_deadlines() -> None:
 
 def test_state_after_success_and_failure() -> None:
     """Success resets failures and records the fingerprint; failure counts up and keeps the old one."""
-    ok = state_after(None, result(Outcome.APPLIED, fingerprint=str(FP), source_version=3), now=NOW)
-    assert (ok.fingerprint, ok.source_version, ok.last_success_at, ok.consecutive_failures) == (str(FP), 3, NOW, 0)
+    ok = state_after(None, result(Outcome.APPLIED, fingerprint=FP, source_version=3), now=NOW)
+    assert (ok.fingerprint, ok.source_version, ok.last_success_at, ok.consecutive_failures) == (FP, 3, NOW, 0)
     later = NOW + timedelta(hours=1)
-    bad = state_after(ok, result(Outcome.FAILED, fingerprint="hmac-sha256:k1:" + "c" * 64, error_code="x"), now=later)
+    bad = state_after(
+        ok, result(Outcome.FAILED, fingerprint=Fingerprint(key_id="k1", digest="c" * 64), error_code="x"), now=later
+    )
     bad = state_after(bad, result(Outcome.REJECTED, error_code="auth_failed", verification="auth_failed"), now=later)
-    assert bad.fingerprint == str(FP)
+    assert bad.fingerprint == FP
     assert bad.consecutive_failures == 2
     assert bad.last_error_code == "auth_failed"
     assert bad.last_success_at == NOW

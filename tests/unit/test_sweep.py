@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -14,6 +15,7 @@ from service.engine import Rotator, RotatorOptions
 from service.errors import AICoreError, AuditUnavailable, Forbidden, SourceNotFound
 from service.model import (
     EventType,
+    Fingerprint,
     LeaseGrant,
     Outcome,
     RotationKey,
@@ -136,6 +138,22 @@ def test_changed_credential_is_written_with_previous_fingerprint(world: World) -
     assert intent.source_version == 2
 
 
+def test_a_state_without_a_readable_fingerprint_is_written_again(world: World) -> None:
+    """A state whose fingerprint is unknown (how a stored text that does not parse loads) is written again."""
+    (first,) = world.sweep().results
+    key = RotationKey("eu", "acme-registry")
+    world.state.states[key] = dataclasses.replace(world.state.states[key], fingerprint=None)
+    world.clock.advance(timedelta(hours=7))
+    (again,) = world.sweep().results
+    assert again.outcome is Outcome.APPLIED
+    assert world.stores["eu"].calls == [("PATCH", "acme-registry"), ("PATCH", "acme-registry")]
+    assert (again.fingerprint, again.previous_fingerprint) == (first.fingerprint, None)
+    intent = world.audit.events(EventType.INTENT)[-1]
+    assert isinstance(intent.fingerprint, Fingerprint)
+    assert (intent.fingerprint, intent.previous_fingerprint) == (first.fingerprint, None)
+    assert world.state.states[key].fingerprint == first.fingerprint
+
+
 def test_force_rewrites_and_is_audited_as_forced(world: World) -> None:
     """--force writes an unchanged credential, with a `forced` event before its intent."""
     world.sweep()
@@ -248,7 +266,7 @@ def test_dry_run_writes_nothing(world: World) -> None:
     assert result.outcome is Outcome.DRY_RUN
     assert result.would_write is True
     assert result.fingerprint is not None
-    assert result.fingerprint.startswith("hmac-sha256:k1:")
+    assert str(result.fingerprint).startswith("hmac-sha256:k1:")
     assert world.audit.records == []
     assert world.stores["eu"].calls == []
     assert world.state.states == {}

@@ -12,7 +12,7 @@ from service.audit import migrate
 from service.audit.db import make_engine
 from service.audit.store import AuditStore
 from service.config import DatabaseConfig
-from service.model import AuditEvent, EventType, Trigger
+from service.model import AuditEvent, EventType, Fingerprint, Trigger
 
 
 @pytest.fixture
@@ -52,8 +52,8 @@ def make_event(**overrides: Any) -> AuditEvent:
         "source_version": 3,
         "vault_request_id": "a1b2c3",
         "registry_username": "robot$ci",
-        "fingerprint": "hmac-sha256:k1:" + "ab" * 32,
-        "previous_fingerprint": "hmac-sha256:k1:" + "cd" * 32,
+        "fingerprint": Fingerprint(key_id="k1", digest="ab" * 32),
+        "previous_fingerprint": Fingerprint(key_id="k1", digest="cd" * 32),
     }
     values.update(overrides)
     return AuditEvent(**values)

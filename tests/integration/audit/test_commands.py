@@ -126,7 +126,7 @@ def test_list_jsonl_carries_every_column(engine: Engine, trail: list[AuditRecord
     _, _, rows = _list(engine)
     assert all(list(row) == list(COLUMNS) for row in rows)
     oldest = rows[-1]
-    assert oldest["fingerprint"] == trail[0].event.fingerprint
+    assert oldest["fingerprint"] == str(trail[0].event.fingerprint) == "hmac-sha256:k1:" + "ab" * 32
     assert oldest["prev_hash"] == GENESIS
     assert oldest["recorded_at"].endswith("Z")
     assert rows[0]["registries"] == ["a.io", "b.io"]
@@ -156,7 +156,7 @@ def test_list_table_fits_a_terminal(engine: Engine, trail: list[AuditRecord]) ->
     assert lines[0].split()[:3] == ["SEQ", "TIME", "(UTC)"]
     assert len(lines) == 7
     assert max(map(len, lines)) <= 150
-    digest = trail[0].event.fingerprint.rsplit(":", 1)[1]  # type: ignore[union-attr]
+    digest = trail[0].event.fingerprint.digest  # type: ignore[union-attr]
     assert digest[:12] in lines[-1]
     assert digest not in text
     assert LONG_SECRET not in text

@@ -22,7 +22,7 @@ from service.audit.instance import InstanceLock
 from service.audit.state import PostgresStateStore
 from service.config import DatabaseConfig
 from service.errors import AuditError
-from service.model import RotationKey, RotationState
+from service.model import Fingerprint, RotationKey, RotationState
 
 REPO = Path(__file__).resolve().parents[3]
 TTL = timedelta(minutes=5)
@@ -192,7 +192,9 @@ def test_save_writes_state_and_releases(replica: Callable[[str], Replica]) -> No
     _lock_a, store_a = replica("a")
     _lock_b, store_b = replica("b")
     grant = store_a.claim([KEY], owner="a", ttl=TTL, due_by=None)[KEY]
-    state = RotationState(key=KEY, fingerprint="hmac-sha256:k1:" + "ab" * 32, source_version=4, last_outcome="applied")
+    state = RotationState(
+        key=KEY, fingerprint=Fingerprint(key_id="k1", digest="ab" * 32), source_version=4, last_outcome="applied"
+    )
     assert store_a.save([state], release=[grant]) == []
     assert store_b.load([KEY]) == {KEY: state}
     assert store_b.claim([KEY], owner="b", ttl=TTL, due_by=None)[KEY].token == grant.token + 1
@@ -205,7 +207,7 @@ def test_save_after_takeover_is_fenced(replica: Callable[[str], Replica]) -> Non
     stale = store_a.claim([KEY], owner="a", ttl=TTL, due_by=None)[KEY]
     lock_a.close()
     current = store_b.claim([KEY], owner="b", ttl=TTL, due_by=None)[KEY]
-    late = RotationState(key=KEY, last_outcome="applied", fingerprint="hmac-sha256:k1:" + "00" * 32)
+    late = RotationState(key=KEY, last_outcome="applied", fingerprint=Fingerprint(key_id="k1", digest="00" * 32))
     assert store_a.save([late], release=[stale]) == [KEY]
     assert store_b.load() == {}
     other = RotationKey("eu", "other-secret")
@@ -261,7 +263,7 @@ def test_load_returns_every_field(replica: Callable[[str], Replica]) -> None:
     moment = datetime(2030, 5, 1, 8, 30, 15, 123456, tzinfo=UTC)
     full = RotationState(
         key=KEY,
-        fingerprint="hmac-sha256:k1:" + "ef" * 32,
+        fingerprint=Fingerprint(key_id="k1", digest="ef" * 32),
         source_version=9,
         last_outcome="failed",
         last_error_code="aicore_forbidden",
@@ -280,6 +282,36 @@ def test_load_returns_every_field(replica: Callable[[str], Replica]) -> None:
     assert store.load([KEY]) == {KEY: full}
     assert store.save([RotationState(key=KEY, consecutive_failures=1), RotationState(key=KEY)]) == []
     assert store.load([KEY]) == {KEY: RotationState(key=KEY)}
+
+
+def test_fingerprints_are_stored_as_their_text(replica: Callable[[str], Replica], engine: Engine) -> None:
+    """The state table holds a fingerprint as hmac-sha256:<key id>:<hex>, the text it held before the type."""
+    _lock, store = replica("a")
+    fingerprint = Fingerprint(key_id="k1", digest="ab" * 32)
+    assert store.save([RotationState(key=KEY, fingerprint=fingerprint)]) == []
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT fingerprint FROM rotation_state")).scalar_one()
+    assert stored == "hmac-sha256:k1:" + "ab" * 32
+    assert store.load([KEY])[KEY].fingerprint == fingerprint
+
+
+def test_a_foreign_fingerprint_reads_as_unknown(replica: Callable[[str], Replica], engine: Engine) -> None:
+    """A state fingerprint that does not parse loads as None (the pair is written again), with a warning naming it."""
+    from structlog.testing import capture_logs
+
+    _lock, store = replica("a")
+    assert store.save([RotationState(key=KEY, source_version=4, last_outcome="applied")]) == []
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE rotation_state SET fingerprint = 'sha1:legacy-value'"))
+    with capture_logs() as logs:
+        loaded = store.load([KEY])[KEY]
+        [(_grant, claimed)] = store.claim_loaded([KEY], owner="a", ttl=TTL, due_by=None).values()
+    assert loaded == claimed == RotationState(key=KEY, source_version=4, last_outcome="applied")
+    warnings = [entry for entry in logs if entry["event"] == "state.fingerprint_unreadable"]
+    assert [(entry["log_level"], entry["target"], entry["secret"]) for entry in warnings] == [
+        ("warning", "eu", "ghcr-pull")
+    ] * 2
+    assert "sha1:legacy-value" not in str(logs)
 
 
 def test_claim_checks_owner_and_lock(engine: Engine, replica: Callable[[str], Replica]) -> None:

@@ -13,7 +13,7 @@ from service.audit.chain import GENESIS, record_from_row, row_hash
 from service.audit.store import AuditStore
 from service.audit.tables import audit_chain_head, audit_events
 from service.errors import AuditError
-from service.model import ChainHead, EventType
+from service.model import ChainHead, EventType, Fingerprint
 from tests.integration.audit.conftest import make_event
 
 
@@ -153,7 +153,9 @@ def test_triggers_fire_under_replication_role(store: AuditStore, engine: Engine)
 
 def test_database_refusal_is_translated(store: AuditStore, engine: Engine) -> None:
     """A refused write surfaces as AuditError with the constraint, never a SQLAlchemy error or the values."""
-    event = dataclasses.replace(make_event(), fingerprint="secret-looking-value", intent_seq=7)
+    event = dataclasses.replace(
+        make_event(), fingerprint=Fingerprint(key_id="secret-looking-value", digest="ab" * 32), intent_seq=7
+    )
     with pytest.raises(AuditError) as caught:
         store.append([event])
     assert "secret-looking-value" not in str(caught.value)

@@ -187,3 +187,23 @@ def test_rows_inserted_behind_the_appenders_back(engine: Engine, trail: list[Cha
     problem = verify_chain(engine).problem
     assert problem is not None
     assert (problem.seq, problem.kind) == (ROWS + 1, ProblemKind.HEAD_MISMATCH)
+
+
+def test_a_foreign_fingerprint_text_verifies_and_reads_as_none(engine: Engine, store: AuditStore) -> None:
+    """A row whose fingerprint text the rotator could not have written, chained correctly, verifies on that text."""
+    store.append([make_event(secret="one-sec"), make_event(event=EventType.APPLIED, intent_seq=1)])
+    [intent] = store.append([make_event(secret="two-sec")])
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE audit_events DISABLE TRIGGER ALL"))
+        conn.execute(sa.text("ALTER TABLE audit_chain_head DISABLE TRIGGER ALL"))
+        conn.execute(sa.text("UPDATE audit_events SET fingerprint = 'sha1:legacy-tool:0a1b' WHERE seq = 3"))
+        *_, new_head = _rehash_from(conn, 3)
+        conn.execute(sa.text("UPDATE audit_chain_head SET row_hash = :h"), {"h": new_head.row_hash})
+        conn.execute(sa.text("ALTER TABLE audit_events ENABLE TRIGGER ALL"))
+        conn.execute(sa.text("ALTER TABLE audit_chain_head ENABLE TRIGGER ALL"))
+    result = verify_chain(engine)
+    assert (result.ok, result.rows_checked, result.head) == (True, 3, new_head)
+    [still_open] = store.open_intents()
+    assert (still_open.seq, still_open.row_hash) == (intent.seq, new_head.row_hash)
+    assert still_open.event.fingerprint is None
+    assert still_open.event.previous_fingerprint == intent.event.previous_fingerprint

@@ -8,10 +8,19 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from service.audit.chain import GENESIS, canonical_bytes, chain, event_row, format_time, row_hash
+from service.audit.chain import (
+    GENESIS,
+    canonical_bytes,
+    chain,
+    event_row,
+    format_time,
+    record_from_row,
+    record_row,
+    row_hash,
+)
 from service.audit.tables import HASHED_COLUMNS, audit_events
 from service.audit.verify import ChainWalker, ProblemKind
-from service.model import AuditEvent, ChainHead, EventType, Trigger
+from service.model import AuditEvent, ChainHead, EventType, Fingerprint, Trigger
 
 AT = datetime(2024, 5, 1, 12, 0, 0, 5, tzinfo=UTC)
 EVENT = AuditEvent(
@@ -156,3 +165,40 @@ def test_walker_reports_a_row_it_cannot_encode() -> None:
     problem = ChainWalker().feed(row)
     assert problem is not None
     assert (problem.seq, problem.kind) == (1, ProblemKind.CHANGED)
+
+
+NEW_FP, OLD_FP = "hmac-sha256:k1:" + "ab" * 32, "hmac-sha256:k0:" + "cd" * 32
+TYPED = dataclasses.replace(
+    EVENT, fingerprint=Fingerprint.parse(NEW_FP), previous_fingerprint=Fingerprint.parse(OLD_FP)
+)
+
+
+def test_fingerprints_are_hashed_as_their_text() -> None:
+    """A typed fingerprint hashes to the same bytes as its text did before the type: existing trails still verify."""
+    row = event_row(TYPED, seq=2, recorded_at=AT)
+    as_text = {**event_row(EVENT, seq=2, recorded_at=AT), "fingerprint": NEW_FP, "previous_fingerprint": OLD_FP}
+    assert (row["fingerprint"], row["previous_fingerprint"]) == (NEW_FP, OLD_FP)
+    assert canonical_bytes(row) == canonical_bytes(as_text)
+    assert f'"fingerprint":"{NEW_FP}"'.encode() in canonical_bytes(row)
+    assert canonical_bytes({**row, "format": 1}) == canonical_bytes({**as_text, "format": 1})
+
+
+def test_a_stored_row_reads_back_with_typed_fingerprints() -> None:
+    """A record written and read back is equal, fingerprints typed again."""
+    (record,) = chain([TYPED], head=ChainHead(0, GENESIS), recorded_at=AT)
+    again = record_from_row(record_row(record))
+    assert again == record
+    assert again.event.fingerprint == Fingerprint(key_id="k1", digest="ab" * 32)
+
+
+def test_a_foreign_fingerprint_text_still_verifies_and_reads_as_none() -> None:
+    """A row holding a fingerprint this service could not have written verifies on its stored text; it reads as None."""
+    row: dict[str, object] = {**_rows(1)[0], "fingerprint": "sha1:legacy:0123", "previous_fingerprint": "HMAC?"}
+    row["row_hash"] = row_hash(GENESIS, row)
+    assert ChainWalker().feed(row) is None
+    event = record_from_row(row).event
+    assert (event.fingerprint, event.previous_fingerprint) == (None, None)
+    tampered = {**row, "fingerprint": "sha1:legacy:0124"}
+    problem = ChainWalker().feed(tampered)
+    assert problem is not None
+    assert problem.kind is ProblemKind.CHANGED

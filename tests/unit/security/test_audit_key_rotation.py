@@ -10,7 +10,7 @@ import pytest
 from service.cli import main
 from service.dockerconfig import fingerprint
 from service.engine import Rotator, RotatorOptions
-from service.model import DockerConfigJson, EventType, Outcome, RotationKey, RotationState
+from service.model import DockerConfigJson, EventType, Fingerprint, Outcome, RotationKey, RotationState
 from service.rotation import Action, AuditKeys, SweepRequest, decide_rendering
 from tests.fakes import FakeAudit, FakeClock, FakeSource, FakeState, FakeStore, FakeVerifier, RecordingListener
 from tests.unit.test_sweep import secret
@@ -21,7 +21,7 @@ KEY = RotationKey("eu", "acme-registry")
 ID = "api.ai.example.com sb-client"
 
 
-def state_with(fp: str | None, identity: str | None = ID) -> RotationState:
+def state_with(fp: Fingerprint | None, identity: str | None = ID) -> RotationState:
     return RotationState(key=KEY, fingerprint=fp, target_identity=identity)
 
 
@@ -29,7 +29,7 @@ def test_unchanged_under_a_previous_key_is_not_written() -> None:
     """The state's k0 fingerprint equals k0's fingerprint of the new rendering: unchanged, and k0's fingerprint kept."""
     old = fingerprint(CONFIG, key=OLD, key_id="k0")
     decision = decide_rendering(
-        state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), identity=ID, force=False
+        state_with(old), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), identity=ID, force=False
     )
     assert decision.action is Action.UNCHANGED
     assert decision.fingerprint == old
@@ -39,7 +39,7 @@ def test_a_real_change_is_written_under_the_new_key() -> None:
     """Another rendering than the one applied under k0 is a write, fingerprinted with k1."""
     old = fingerprint(DockerConfigJson('{"auths":{}}'), key=OLD, key_id="k0")
     decision = decide_rendering(
-        state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), identity=ID, force=False
+        state_with(old), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), identity=ID, force=False
     )
     assert decision.action is Action.WRITE
     assert decision.fingerprint == fingerprint(CONFIG, key=NEW, key_id="k1")
@@ -48,7 +48,7 @@ def test_a_real_change_is_written_under_the_new_key() -> None:
 def test_without_the_previous_key_everything_looks_changed() -> None:
     """The problem the setting solves: a new key_id alone makes an unchanged credential a write."""
     old = fingerprint(CONFIG, key=OLD, key_id="k0")
-    decision = decide_rendering(state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW), identity=ID, force=False)
+    decision = decide_rendering(state_with(old), CONFIG, keys=AuditKeys("k1", NEW), identity=ID, force=False)
     assert decision.action is Action.WRITE
 
 
@@ -56,7 +56,7 @@ def test_a_previous_key_under_a_reused_id_does_not_match_another_key() -> None:
     """A recorded k0 fingerprint is only compared with k0's key: a different key under the same id is a write."""
     old = fingerprint(CONFIG, key=OLD, key_id="k0")
     decision = decide_rendering(
-        state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": NEW}), identity=ID, force=False
+        state_with(old), CONFIG, keys=AuditKeys("k1", NEW, {"k0": NEW}), identity=ID, force=False
     )
     assert decision.action is Action.WRITE
 
@@ -64,7 +64,7 @@ def test_a_previous_key_under_a_reused_id_does_not_match_another_key() -> None:
 def test_a_repointed_target_is_written_under_the_new_key() -> None:
     """Unchanged under k0 but the target now names another tenant: a write (REPOINT) with k1's fingerprint."""
     old = fingerprint(CONFIG, key=OLD, key_id="k0")
-    state = state_with(str(old), identity="api.other.example.com sb-client")
+    state = state_with(old, identity="api.other.example.com sb-client")
     decision = decide_rendering(state, CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), identity=ID, force=False)
     assert decision.action is Action.REPOINT
     assert decision.fingerprint == fingerprint(CONFIG, key=NEW, key_id="k1")
@@ -74,17 +74,17 @@ def test_force_writes_under_the_new_key() -> None:
     """--force on a credential unchanged under k0 writes it, with k1's fingerprint."""
     old = fingerprint(CONFIG, key=OLD, key_id="k0")
     decision = decide_rendering(
-        state_with(str(old)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), identity=ID, force=True
+        state_with(old), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), identity=ID, force=True
     )
     assert decision.action is Action.FORCE
     assert decision.fingerprint.key_id == "k1"
 
 
-@pytest.mark.parametrize("recorded", [None, "garbage", "hmac-sha256:k0:short"])
-def test_no_or_malformed_state_is_a_write(recorded: str | None) -> None:
-    """No state, or a fingerprint that does not parse, is simply a write under the current key."""
+@pytest.mark.parametrize("stored", [False, True])
+def test_no_state_or_no_fingerprint_is_a_write(stored: bool) -> None:
+    """No state, or one without a fingerprint (also how a stored text that does not parse reads), is a write."""
     decision = decide_rendering(
-        state_with(recorded) if recorded else None,
+        state_with(None) if stored else None,
         CONFIG,
         keys=AuditKeys("k1", NEW, {"k0": OLD}),
         identity=ID,
@@ -97,7 +97,7 @@ def test_current_key_behaves_as_before() -> None:
     """Under the current key: same fingerprint is unchanged, nothing else involved."""
     new = fingerprint(CONFIG, key=NEW, key_id="k1")
     decision = decide_rendering(
-        state_with(str(new)), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), identity=ID, force=False
+        state_with(new), CONFIG, keys=AuditKeys("k1", NEW, {"k0": OLD}), identity=ID, force=False
     )
     assert (decision.action, decision.fingerprint) == (Action.UNCHANGED, new)
 
@@ -159,7 +159,7 @@ def test_a_sweep_under_a_new_key_writes_nothing_unchanged_then_the_next_change_u
     changed = fakes.sweep("k1", NEW, {"k0": OLD})
     assert changed.outcome is Outcome.APPLIED
     assert changed.fingerprint is not None
-    assert changed.fingerprint.startswith("hmac-sha256:k1:")
+    assert changed.fingerprint.key_id == "k1"
     assert changed.previous_fingerprint == first.fingerprint
     intent = fakes.audit.events(EventType.INTENT)[-1]
     assert intent.previous_fingerprint == first.fingerprint
