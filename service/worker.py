@@ -27,7 +27,7 @@ from service import logs
 from service.app import App
 from service.config import Settings
 from service.errors import ConfigError, DependencyUnavailable, RotatorError
-from service.health import Progress, liveness, stale, wait_delay
+from service.health import Progress, StaleWatch, liveness, wait_delay
 from service.http import HealthServer, Probes
 from service.model import Outcome, RotationKey, RotationState, ScheduleSpec, SecretSpec, Trigger
 from service.reload import plan_reload
@@ -40,7 +40,9 @@ log = logs.get_logger("rotator.worker")
 SOON_ENOUGH = timedelta(seconds=5)  # a regular run this close makes an extra one pointless
 VAULT_MAINTENANCE_EVERY = timedelta(seconds=5)  # cheap: maintain() acts only when renewal is due
 INSTANCE_MAINTENANCE_EVERY = timedelta(seconds=2)  # after a failover the lock is back within seconds
-HEALTH_EVERY = timedelta(seconds=30)  # stale flags and metrics from one state read (alerts wait 15 min)
+HEALTH_EVERY = timedelta(seconds=30)  # stale flags and metrics from the states changed since (alerts wait 15 min)
+HEALTH_FULL_EVERY = timedelta(minutes=10)  # and from every state this often, whatever the change reads missed
+CHANGES_OVERLAP = timedelta(minutes=2)  # states written this long before the newest seen are read again
 READY_CACHE_SECONDS = 3.0  # probes are answered from a recent check, as kopf's are
 MAIN_LOOP_TICK = 1.0  # the main thread's loop: reload requests are served this often at the latest
 SIGNAL_POLL = 0.1  # how soon a SIGTERM / SIGINT / SIGHUP noted by its handler is acted on
@@ -90,6 +92,9 @@ class Worker:
         self._lock_problem: str | None = None
         self._ready_cache: tuple[float, dict[str, str]] | None = None
         self._not_alive: str | None = None
+        self._stale = StaleWatch()
+        self._health_mark: datetime | None = None  # the newest updated_at the health job has read
+        self._health_full: tuple[datetime, Settings] | None = None  # when it last read every state, for what
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -435,18 +440,38 @@ class Worker:
         self._lock_problem = problem
 
     def _export_health(self) -> None:
-        """Stale flags per pair, as metrics: one state read, no status rows built (the idle worker's main cost)."""
+        """Stale flags per pair, as metrics, from the states written since the last pass (any replica's).
+
+        Every state is read again on the first pass, after a reload, when the hour turns (a cron's
+        period, hence its allowance, is worked out per hour) and every ``HEALTH_FULL_EVERY``; in
+        between only the rows whose ``updated_at`` is newer than the newest seen, less
+        ``CHANGES_OVERLAP`` (a row's ``updated_at`` is taken before its transaction commits).
+        """
+        now = self.app.clock()
+        full = self._health_full_due(now)
+        since = None if full or self._health_mark is None else self._health_mark - CHANGES_OVERLAP
         try:
-            states = self.app.state.load()
+            states, newest = self.app.state_changes.since(since)
         except RotatorError as e:
             log.warning("health.state_unavailable", error=e.code)
             return
-        now = self.app.clock()
-        for secret in self.settings.secrets:
-            allowance = self.app.stale_allowance(secret)
-            for target in secret.targets:
-                flag = stale(states.get(RotationKey(target, secret.name)), now=now, allowance=allowance)
-                self.app.metrics.pair_stale(target=target, secret=secret.name, stale=flag)
+        if full:
+            pairs = self.settings.pairs()
+            self._stale.reset({key: self.app.stale_allowance(secret) for key, secret in pairs.items()}, states)
+            self._health_full = (now, self.settings)
+        else:
+            self._stale.update(states)
+        if newest is not None and (self._health_mark is None or newest > self._health_mark):
+            self._health_mark = newest
+        for key, flag in self._stale.changed(now=now):
+            self.app.metrics.pair_stale(target=key.target, secret=key.secret, stale=flag)
+
+    def _health_full_due(self, now: datetime) -> bool:
+        if self._health_full is None:
+            return True
+        at, settings = self._health_full
+        new_hour = _hour(now) != _hour(at)  # App.stale_allowance works a cron's period out per hour
+        return settings is not self.settings or now - at >= HEALTH_FULL_EVERY or new_hour
 
     # --- http -----------------------------------------------------------------------
 
@@ -543,6 +568,10 @@ def _entries_of(keys: Iterable[RotationKey], pairs: Mapping[RotationKey, SecretS
         secret = pairs[key]
         entries.setdefault(id(secret), secret)
     return list(entries.values())
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def _due(state: RotationState | None, now: datetime) -> bool:
