@@ -42,7 +42,7 @@ VAULT_MAINTENANCE_EVERY = timedelta(seconds=5)  # cheap: maintain() acts only wh
 INSTANCE_MAINTENANCE_EVERY = timedelta(seconds=2)  # after a failover the lock is back within seconds
 HEALTH_EVERY = timedelta(seconds=30)  # stale flags and metrics from the states changed since (alerts wait 15 min)
 HEALTH_FULL_EVERY = timedelta(minutes=10)  # and from every state this often, whatever the change reads missed
-CHANGES_OVERLAP = timedelta(minutes=2)  # states written this long before the newest seen are read again
+CHANGES_OVERLAP = timedelta(seconds=15)  # a state's commit this much later than its updated_at is still read
 READY_CACHE_SECONDS = 3.0  # probes are answered from a recent check, as kopf's are
 MAIN_LOOP_TICK = 1.0  # the main thread's loop: reload requests are served this often at the latest
 SIGNAL_POLL = 0.1  # how soon a SIGTERM / SIGINT / SIGHUP noted by its handler is acted on
@@ -93,7 +93,7 @@ class Worker:
         self._ready_cache: tuple[float, dict[str, str]] | None = None
         self._not_alive: str | None = None
         self._stale = StaleWatch()
-        self._health_mark: datetime | None = None  # the newest updated_at the health job has read
+        self._health_mark: datetime | None = None  # the database's time when the health job last read states
         self._health_full: tuple[datetime, Settings] | None = None  # when it last read every state, for what
 
     # --- lifecycle ----------------------------------------------------------------
@@ -444,14 +444,17 @@ class Worker:
 
         Every state is read again on the first pass, after a reload, when the hour turns (a cron's
         period, hence its allowance, is worked out per hour) and every ``HEALTH_FULL_EVERY``; in
-        between only the rows whose ``updated_at`` is newer than the newest seen, less
-        ``CHANGES_OVERLAP`` (a row's ``updated_at`` is taken before its transaction commits).
+        between only the rows whose ``updated_at`` is after the database's time at the last read,
+        less ``CHANGES_OVERLAP`` (a row's ``updated_at`` is taken before its transaction commits).
+        A write the change read misses (a commit later than that) can only leave a flag as it was
+        until the next full read: a success not yet seen (stale a little longer), or a credential
+        expiry moved earlier.
         """
         now = self.app.clock()
         full = self._health_full_due(now)
         since = None if full or self._health_mark is None else self._health_mark - CHANGES_OVERLAP
         try:
-            states, newest = self.app.state_changes.since(since)
+            states, self._health_mark = self.app.state_changes.since(since)
         except RotatorError as e:
             log.warning("health.state_unavailable", error=e.code)
             return
@@ -461,8 +464,6 @@ class Worker:
             self._health_full = (now, self.settings)
         else:
             self._stale.update(states)
-        if newest is not None and (self._health_mark is None or newest > self._health_mark):
-            self._health_mark = newest
         for key, flag in self._stale.changed(now=now):
             self.app.metrics.pair_stale(target=key.target, secret=key.secret, stale=flag)
 

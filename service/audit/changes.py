@@ -1,10 +1,11 @@
 """The rotation states changed since a moment of the database's clock: what the idle worker's health pass reads.
 
 Every write of a state (``PostgresStateStore.save``'s upsert) sets ``updated_at`` to the
-database's ``clock_timestamp()``, so "changed since" is one comparison with a moment the
-database itself reported, whichever replica wrote the row. A row's ``updated_at`` is taken
-before its transaction commits, so a caller asks again from a little before the newest
-moment it saw (see ``service.worker``): a commit that lands late is still read.
+database's ``clock_timestamp()``, so "changed since" is one comparison with a moment of the
+database's own clock, whichever replica wrote the row. Each read also returns the database's
+time as it began; the caller asks next from a little before that moment (see
+``service.worker``), because a row's ``updated_at`` is taken before its transaction commits:
+a commit that landed just after the read began is still read the next time.
 """
 
 from __future__ import annotations
@@ -19,13 +20,9 @@ from service.audit.state import _STATE_FIELDS, _state_from_row  # one definition
 from service.audit.tables import rotation_state
 from service.model import RotationKey, RotationState
 
-# A state's columns in _STATE_FIELDS order (as state.py reads them), then updated_at.
-_CHANGED = sa.select(
-    rotation_state.c.target,
-    rotation_state.c.secret,
-    *(rotation_state.c[name] for name in _STATE_FIELDS),
-    rotation_state.c.updated_at,
-)
+# A state's columns in _STATE_FIELDS order, as state.py reads them.
+_CHANGED = sa.select(rotation_state.c.target, rotation_state.c.secret, *(rotation_state.c[n] for n in _STATE_FIELDS))
+_NOW = sa.select(sa.func.clock_timestamp())  # before the read's own snapshot: nothing committed later is assumed seen
 
 
 class StateChanges:
@@ -34,11 +31,10 @@ class StateChanges:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def since(self, moment: datetime | None) -> tuple[dict[RotationKey, RotationState], datetime | None]:
-        """The states written after ``moment`` (every state when None), and the newest ``updated_at`` among them."""
+    def since(self, moment: datetime | None) -> tuple[dict[RotationKey, RotationState], datetime]:
+        """The states written after ``moment`` (every state when None), and the database's time before reading them."""
         query = _CHANGED if moment is None else _CHANGED.where(rotation_state.c.updated_at > moment)
         with translated(f"load changed rotation states at {where(self._engine)}"), self._engine.connect() as conn:
+            began: datetime = conn.execute(_NOW).scalar_one()
             rows = conn.execute(query).all()
-        states = {state.key: state for state in (_state_from_row(row[:-1]) for row in rows)}
-        newest = max((row[-1] for row in rows), default=None)
-        return states, newest
+        return {state.key: state for state in map(_state_from_row, rows)}, began
