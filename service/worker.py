@@ -34,6 +34,7 @@ from service.reload import plan_reload
 from service.rotation import SweepReport, SweepRequest
 from service.scheduler import Scheduler, every, trigger_for
 from service.status import status_rows, summary
+from service.wakeup import Wakeup
 
 log = logs.get_logger("rotator.worker")
 
@@ -44,8 +45,8 @@ HEALTH_EVERY = timedelta(seconds=30)  # stale flags and metrics from the states 
 HEALTH_FULL_EVERY = timedelta(minutes=10)  # and from every state this often, whatever the change reads missed
 CHANGES_OVERLAP = timedelta(seconds=15)  # a state's commit this much later than its updated_at is still read
 READY_CACHE_SECONDS = 3.0  # probes are answered from a recent check, as kopf's are
-MAIN_LOOP_TICK = 1.0  # the main thread's loop: reload requests are served this often at the latest
-SIGNAL_POLL = 0.1  # how soon a SIGTERM / SIGINT / SIGHUP noted by its handler is acted on
+MAIN_LOOP_TICK = 1.0  # the main thread's loop wakes this often (a signal or stop() wakes it at once)
+SIGNAL_POLL = 0.1  # without a wakeup pipe (run() not on the main thread): how often a signal is looked for
 WAIT_BASE, WAIT_CAP = timedelta(seconds=1), timedelta(seconds=30)
 
 
@@ -93,6 +94,7 @@ class Worker:
         self._ready_cache: tuple[float, dict[str, str]] | None = None
         self._not_alive: str | None = None
         self._stale = StaleWatch()
+        self._wakeup: Wakeup | None = None  # set by run(): what _pause sleeps on
         self._health_mark: datetime | None = None  # the database's time when the health job last read states
         self._health_full: tuple[datetime, Settings] | None = None  # when it last read every state, for what
 
@@ -100,12 +102,21 @@ class Worker:
 
     def run(self) -> int:
         self._install_signal_handlers()
+        try:
+            return self._run()
+        finally:
+            if self._wakeup is not None:
+                self._wakeup.close()
+                self._wakeup = None
+
+    def _run(self) -> int:
         self._start_http()  # first: /livez answers and /readyz says what it waits for
         if not self._wait_for_dependencies():
             return self._shutdown()
         self._maintain_vault()  # exports the token's expiry now, not 5 s later
         self._recover()
         self._schedule()
+        self._export_health()  # the stale flags from the start, not HEALTH_EVERY later
         self.scheduler.start()
         self._catch_up()  # after start: the regular jobs know their next run times
         self._scheduling.set()
@@ -125,6 +136,8 @@ class Worker:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._wakeup is not None:
+            self._wakeup.wake()
 
     def _stopping(self) -> bool:
         """Whether to stop; a signal noted by the handler becomes the stop event here, outside the handler."""
@@ -140,7 +153,10 @@ class Worker:
             left = deadline - time.monotonic()
             if left <= 0 or self._reload_requested:
                 return False
-            time.sleep(min(left, SIGNAL_POLL))
+            if self._wakeup is not None:
+                self._wakeup.wait(left)
+            else:
+                time.sleep(min(left, SIGNAL_POLL))
         return True
 
     def _install_signal_handlers(self) -> None:
@@ -153,6 +169,8 @@ class Worker:
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
         signal.signal(signal.SIGHUP, hang_up)
+        self._wakeup = Wakeup()
+        self._wakeup.install()  # a signal wakes the main thread's _pause at once
 
     # --- reload ---------------------------------------------------------------------
 
