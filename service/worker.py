@@ -468,8 +468,8 @@ class Worker:
         until the next full read: a success not yet seen (stale a little longer), or a credential
         expiry moved earlier.
         """
-        now = self.app.clock()
-        full = self._health_full_due(now)
+        now, settings = self.app.clock(), self.settings  # one settings object for the pass, even if a reload lands
+        full = self._health_full_due(now, settings)
         since = None if full or self._health_mark is None else self._health_mark - CHANGES_OVERLAP
         try:
             states, self._health_mark = self.app.state_changes.since(since)
@@ -477,20 +477,20 @@ class Worker:
             log.warning("health.state_unavailable", error=e.code)
             return
         if full:
-            pairs = self.settings.pairs()
+            pairs = settings.pairs()
             self._stale.reset({key: self.app.stale_allowance(secret) for key, secret in pairs.items()}, states)
-            self._health_full = (now, self.settings)
+            self._health_full = (now, settings)
         else:
             self._stale.update(states)
         for key, flag in self._stale.changed(now=now):
             self.app.metrics.pair_stale(target=key.target, secret=key.secret, stale=flag)
 
-    def _health_full_due(self, now: datetime) -> bool:
+    def _health_full_due(self, now: datetime, settings: Settings) -> bool:
         if self._health_full is None:
             return True
-        at, settings = self._health_full
+        at, read_for = self._health_full
         new_hour = _hour(now) != _hour(at)  # App.stale_allowance works a cron's period out per hour
-        return settings is not self.settings or now - at >= HEALTH_FULL_EVERY or new_hour
+        return read_for is not settings or now - at >= HEALTH_FULL_EVERY or new_hour
 
     # --- http -----------------------------------------------------------------------
 

@@ -45,21 +45,25 @@ def other_replica(database_url: str, engine: Engine) -> Iterator[PostgresStateSt
     own.dispose()
 
 
-@pytest.fixture
-def worker(database_url: str, engine: Engine) -> Iterator[tuple[Worker, Clock]]:
-    """A worker (not started) for eu/acme and eu/other, every hour, on the migrated database."""
-    settings = Settings(
+def settings_for(database_url: str, *, every: str) -> Settings:
+    """eu/acme and eu/other on one schedule, misfire grace 10 minutes."""
+    return Settings(
         targets={"eu": TargetConfig(service_key={"file": Path("/keys/eu.json")})},
         secrets=[
             SecretConfig(name=name, targets=["eu"], source=SourceConfig(path=f"registries/{name}"))
             for name in ("acme", "other")
         ],
-        defaults={"schedule": {"every": "1h"}},
+        defaults={"schedule": {"every": every}},
         rotation={"misfire_grace": "10m"},
         database={"url": database_url},
     )
+
+
+@pytest.fixture
+def worker(database_url: str, engine: Engine) -> Iterator[tuple[Worker, Clock]]:
+    """A worker (not started) for eu/acme and eu/other, every hour, on the migrated database."""
     clock = Clock()
-    app = App(settings, clock=clock)
+    app = App(settings_for(database_url, every="1h"), clock=clock)
     yield Worker(app), clock
     app.close()
 
@@ -149,3 +153,26 @@ def test_changes_since_a_moment_are_the_rows_written_after_it(
     write(other_replica, RotationState(key=OTHER, last_success_at=NOW))
     assert list(changes.since(later)[0]) == [OTHER]
     assert set(changes.since(None)[0]) == {ACME, OTHER}
+
+
+def test_a_reload_reads_every_state_again_with_the_new_allowances(
+    worker: tuple[Worker, Clock], database_url: str
+) -> None:
+    """A schedule shortened by a reload (1h -> 10m) flags a 30-minute-old success at the next pass, unwritten."""
+    w, clock = worker
+    w.app.state.save(
+        [
+            RotationState(key=ACME, last_success_at=NOW - timedelta(minutes=30)),
+            RotationState(key=OTHER, last_success_at=NOW),
+        ]
+    )
+    w._export_health()
+    full_at = w._health_full
+    assert (stale_value(w, ACME), stale_value(w, OTHER)) == (0.0, 0.0)
+    new = settings_for(database_url, every="10m")
+    w.app.adopt(new)
+    w.settings = new
+    clock.now += timedelta(seconds=30)
+    w._export_health()
+    assert w._health_full is not full_at
+    assert (stale_value(w, ACME), stale_value(w, OTHER)) == (1.0, 0.0)
