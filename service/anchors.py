@@ -21,15 +21,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any, Protocol
 
 from service import logs
 from service.errors import ConfigError, ConfigIssue, RotatorError
 from service.model import ChainHead, format_time
+
+if TYPE_CHECKING:  # cryptography (about 8 MB) is imported only where an Ed25519 key is configured
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 log = logs.get_logger("rotator.anchors")
 _MEMBERS = ("seq", "row_hash", "time", "instance", "key", "signature")
@@ -99,6 +98,8 @@ class Ed25519Signer:
     """An Ed25519 key from PEM (PKCS#8 private key; a public key can only verify)."""
 
     def __init__(self, *, private: Ed25519PrivateKey | None = None, public: Ed25519PublicKey) -> None:
+        from cryptography.hazmat.primitives import serialization
+
         self._private = private
         self._public = public
         raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -107,6 +108,9 @@ class Ed25519Signer:
     @classmethod
     def from_pem(cls, pem: str, *, where: str) -> Ed25519Signer:
         """The signer of a PEM private key (or a verifier of a PEM public key); ConfigError naming ``where``."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
         data = pem.encode()
         try:
             key: object = (
@@ -132,6 +136,8 @@ class Ed25519Signer:
         return "ed25519:" + base64.b64encode(self._private.sign(payload)).decode()
 
     def verify(self, payload: bytes, signature: str) -> bool:
+        from cryptography.exceptions import InvalidSignature
+
         prefix, _, encoded = signature.partition(":")
         try:
             self._public.verify(base64.b64decode(encoded, validate=True), payload)

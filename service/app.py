@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from service.aicore.client import AICoreClient
     from service.anchors import Anchorer, Signer
+    from service.audit.changes import StateChanges
     from service.audit.controls import PostgresControls
     from service.audit.instance import InstanceLock
     from service.audit.state import PostgresStateStore
@@ -173,6 +174,13 @@ class App:
         from service.audit.state import PostgresStateStore
 
         return PostgresStateStore(self.engine, instance=InstanceLock(self.engine, self.owner))
+
+    @cached_property
+    def state_changes(self) -> StateChanges:
+        """States by when they were last written, whichever replica wrote them (the worker's health pass)."""
+        from service.audit.changes import StateChanges
+
+        return StateChanges(self.engine)
 
     @cached_property
     def metrics(self) -> Metrics:

@@ -5,10 +5,13 @@ Nothing here reads a clock or does I/O: the worker passes ``now`` and what it ob
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from service.model import RotationState
+from service.model import RotationKey, RotationState
+
+ALWAYS = datetime.min.replace(tzinfo=UTC)  # the stale-from moment of a pair that never succeeded
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,6 +47,56 @@ def stale(state: RotationState | None, *, now: datetime, allowance: timedelta) -
     if state.credential_expires_at is not None and state.credential_expires_at <= now:
         return True
     return now - state.last_success_at > allowance
+
+
+def stale_from(state: RotationState | None, *, allowance: timedelta) -> datetime:
+    """The first moment at which ``stale(state, now=moment, allowance=allowance)`` holds; it holds ever after.
+
+    Nothing but a new state makes a stale pair fresh again, so the worker keeps this moment per
+    pair and compares it with ``now`` instead of judging every state on every pass.
+    """
+    if state is None or state.last_success_at is None:
+        return ALWAYS
+    aged = state.last_success_at + allowance + timedelta(microseconds=1)  # stale once strictly older
+    expires = state.credential_expires_at
+    return aged if expires is None else min(aged, expires)
+
+
+class StaleWatch:
+    """Each configured pair's stale flag, kept from the states that changed rather than from all of them.
+
+    ``reset`` takes every configured pair with its allowance and a read of every state;
+    ``update`` takes only states that changed since; ``changed`` says which flags differ from
+    what it said last. A pair turns stale as time passes (``stale_from``), fresh only by a new state.
+    """
+
+    def __init__(self) -> None:
+        self._allowance: dict[RotationKey, timedelta] = {}
+        self._stale_from: dict[RotationKey, datetime] = {}
+        self._said: dict[RotationKey, bool] = {}
+
+    def reset(self, allowances: Mapping[RotationKey, timedelta], states: Mapping[RotationKey, RotationState]) -> None:
+        """Every configured pair (the keys of ``allowances``) from a read of every state; others are forgotten."""
+        self._allowance = dict(allowances)
+        self._stale_from = {key: stale_from(states.get(key), allowance=a) for key, a in allowances.items()}
+        self._said = {key: flag for key, flag in self._said.items() if key in self._allowance}
+
+    def update(self, states: Mapping[RotationKey, RotationState]) -> None:
+        """States that changed since the last read; pairs no longer configured are ignored."""
+        for key, state in states.items():
+            allowance = self._allowance.get(key)
+            if allowance is not None:
+                self._stale_from[key] = stale_from(state, allowance=allowance)
+
+    def changed(self, *, now: datetime) -> list[tuple[RotationKey, bool]]:
+        """The pairs whose flag at ``now`` differs from the one last returned (all of them the first time)."""
+        changes = []
+        for key, moment in self._stale_from.items():
+            flag = now >= moment
+            if self._said.get(key) is not flag:
+                self._said[key] = flag
+                changes.append((key, flag))
+        return changes
 
 
 def wait_delay(attempt: int, *, base: timedelta, cap: timedelta) -> timedelta:

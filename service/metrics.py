@@ -6,6 +6,7 @@ registry, so tests and several workers in one process do not share counters.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -57,6 +58,45 @@ class OptionalGauge(Collector):
         yield GaugeMetricFamily(self._name, self._documentation)
 
 
+class SampleGauge(Collector):
+    """A labelled gauge kept as one dict of label values -> value, exported as prometheus_client's ``Gauge`` would be.
+
+    A ``Gauge`` keeps a child object (its own lock and value holder) per label set: with
+    5,000 pairs, each per-pair gauge held about 3 MB of children. Values are set from
+    several threads: one dict assignment each, and ``collect`` reads a copy under a lock.
+    """
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...], *, registry: CollectorRegistry):
+        self._name = name
+        self._documentation = documentation
+        self._labelnames = labelnames
+        self._values: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def set(self, labels: tuple[str, ...], value: float) -> None:
+        """The sample of ``labels`` (values in ``labelnames`` order) becomes ``value``."""
+        with self._lock:
+            self._values[labels] = float(value)
+
+    def get(self, labels: tuple[str, ...]) -> float | None:
+        return self._values.get(labels)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        with self._lock:
+            samples = list(self._values.items())
+        for labels, value in samples:
+            family.add_metric(labels, value)
+        yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self._name, self._documentation, labels=self._labelnames)
+
+
+PAIR = ("target", "secret")
+
+
 class Metrics:
     """Every metric the worker exports, with small methods that keep label use consistent."""
 
@@ -69,25 +109,25 @@ class Metrics:
         self.duration = Histogram(
             "rotator_rotation_duration_seconds", "Duration of one rotation.", buckets=DURATION_BUCKETS, registry=r
         )
-        self.last_success = Gauge(
+        self.last_success = SampleGauge(
             "rotator_last_success_timestamp_seconds",
             "When the secret was last confirmed up to date (written or unchanged).",
-            ["target", "secret"],
+            PAIR,
             registry=r,
         )
-        self.last_attempt = Gauge(
+        self.last_attempt = SampleGauge(
             "rotator_last_attempt_timestamp_seconds",
             "When a rotation was last attempted.",
-            ["target", "secret"],
+            PAIR,
             registry=r,
         )
-        self.next_run = Gauge(
-            "rotator_next_run_timestamp_seconds", "Next scheduled run of the secret.", ["secret"], registry=r
+        self.next_run = SampleGauge(
+            "rotator_next_run_timestamp_seconds", "Next scheduled run of the secret.", ("secret",), registry=r
         )
-        self.credential_expiry = Gauge(
+        self.credential_expiry = SampleGauge(
             "rotator_credential_expiry_timestamp_seconds",
             "When the current credential expires, where the source says.",
-            ["secret"],
+            ("secret",),
             registry=r,
         )
         self.vault_token_expiry = OptionalGauge(
@@ -95,32 +135,31 @@ class Metrics:
             "When the rotator's own Vault token expires; absent when it never does.",
             registry=r,
         )
-        self.synced = Gauge(
+        self.synced = SampleGauge(
             "rotator_secret_synced",
             "1 if the pair's last rotation left it up to date (applied or unchanged), 0 if it failed.",
-            ["target", "secret"],
+            PAIR,
             registry=r,
         )
         self.audit_write_failures = Counter("rotator_audit_write_failures", "Audit appends that failed.", registry=r)
-        self.verification_ok = Gauge(
+        self.verification_ok = SampleGauge(
             "rotator_verification_ok",
             "1 if the registry accepted the secret's credential at the last check, else 0.",
-            ["target", "secret"],
+            PAIR,
             registry=r,
         )
-        self.paused = Gauge(
+        self.paused = SampleGauge(
             "rotator_paused",
             "1 while an operator's pause (`rotator pause`) holds the pair, else 0; set at each sweep.",
-            ["target", "secret"],
+            PAIR,
             registry=r,
         )
-        self.stale = Gauge(
+        self.stale = SampleGauge(
             "rotator_secret_stale",
             "1 if the pair's last success is older than its schedule allows (period + misfire grace), else 0.",
-            ["target", "secret"],
+            PAIR,
             registry=r,
         )
-        self._stale_flags: dict[tuple[str, str], bool] = {}  # what pair_stale last set, per pair
         self._children: dict[tuple[int | str, ...], Any] = {}  # labelled children by (metric, labels)
         self.notifications = Counter(
             "rotator_notifications",
@@ -160,16 +199,17 @@ class Metrics:
         self.duration.observe(seconds)
         if outcome == "skipped":
             return
-        child(self.paused, target, secret).set(1 if outcome == "paused" else 0)
+        pair = (target, secret)
+        self.paused.set(pair, 1 if outcome == "paused" else 0)
         if outcome == "paused":
             return
-        child(self.last_attempt, target, secret).set(at.timestamp())
+        self.last_attempt.set(pair, at.timestamp())
         if success:
-            child(self.last_success, target, secret).set(at.timestamp())
+            self.last_success.set(pair, at.timestamp())
         if verification not in (None, "skipped"):
-            child(self.verification_ok, target, secret).set(1 if verification == "ok" else 0)
+            self.verification_ok.set(pair, 1 if verification == "ok" else 0)
         if outcome in SYNCED_OUTCOMES | UNSYNCED_OUTCOMES:
-            child(self.synced, target, secret).set(1 if outcome in SYNCED_OUTCOMES else 0)
+            self.synced.set(pair, 1 if outcome in SYNCED_OUTCOMES else 0)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, looked up once: ``labels()`` validates and locks on every call.
@@ -184,23 +224,16 @@ class Metrics:
         return found
 
     def pair_stale(self, *, target: str, secret: str, stale: bool) -> None:
-        """1 while the pair's last success is older than its schedule allows, else 0.
-
-        The health job reports every pair every 15 s; a flag that did not change is not set
-        again (at 5,000 pairs, label lookups were a fifth of the idle worker's CPU).
-        """
-        if self._stale_flags.get((target, secret)) is stale:
-            return
-        self.stale.labels(target=target, secret=secret).set(1 if stale else 0)
-        self._stale_flags[(target, secret)] = stale
+        """1 while the pair's last success is older than its schedule allows, else 0."""
+        self.stale.set((target, secret), 1 if stale else 0)
 
     def next_run_at(self, *, secret: str, at: datetime) -> None:
         """The secret's next scheduled run."""
-        self.next_run.labels(secret=secret).set(at.timestamp())
+        self.next_run.set((secret,), at.timestamp())
 
     def credential_expires_at(self, *, secret: str, at: datetime) -> None:
         """When the secret's current credential expires, where the source says."""
-        self.credential_expiry.labels(secret=secret).set(at.timestamp())
+        self.credential_expiry.set((secret,), at.timestamp())
 
     def vault_token_expires_at(self, at: float | None) -> None:
         """When our Vault token expires (epoch seconds); None (never) removes the series."""

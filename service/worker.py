@@ -27,23 +27,26 @@ from service import logs
 from service.app import App
 from service.config import Settings
 from service.errors import ConfigError, DependencyUnavailable, RotatorError
-from service.health import Progress, liveness, stale, wait_delay
+from service.health import Progress, StaleWatch, liveness, wait_delay
 from service.http import HealthServer, Probes
 from service.model import Outcome, RotationKey, RotationState, ScheduleSpec, SecretSpec, Trigger
 from service.reload import plan_reload
 from service.rotation import SweepReport, SweepRequest
 from service.scheduler import Scheduler, every, trigger_for
 from service.status import status_rows, summary
+from service.wakeup import Wakeup
 
 log = logs.get_logger("rotator.worker")
 
 SOON_ENOUGH = timedelta(seconds=5)  # a regular run this close makes an extra one pointless
 VAULT_MAINTENANCE_EVERY = timedelta(seconds=5)  # cheap: maintain() acts only when renewal is due
 INSTANCE_MAINTENANCE_EVERY = timedelta(seconds=2)  # after a failover the lock is back within seconds
-HEALTH_EVERY = timedelta(seconds=30)  # stale flags and metrics from one state read (alerts wait 15 min)
+HEALTH_EVERY = timedelta(seconds=30)  # stale flags and metrics from the states changed since (alerts wait 15 min)
+HEALTH_FULL_EVERY = timedelta(minutes=10)  # and from every state this often, whatever the change reads missed
+CHANGES_OVERLAP = timedelta(seconds=15)  # a state's commit this much later than its updated_at is still read
 READY_CACHE_SECONDS = 3.0  # probes are answered from a recent check, as kopf's are
-MAIN_LOOP_TICK = 1.0  # the main thread's loop: reload requests are served this often at the latest
-SIGNAL_POLL = 0.1  # how soon a SIGTERM / SIGINT / SIGHUP noted by its handler is acted on
+MAIN_LOOP_TICK = 1.0  # the main thread's loop wakes this often (a signal or stop() wakes it at once)
+SIGNAL_POLL = 0.1  # without a wakeup pipe (run() not on the main thread): how often a signal is looked for
 WAIT_BASE, WAIT_CAP = timedelta(seconds=1), timedelta(seconds=30)
 
 
@@ -90,17 +93,30 @@ class Worker:
         self._lock_problem: str | None = None
         self._ready_cache: tuple[float, dict[str, str]] | None = None
         self._not_alive: str | None = None
+        self._stale = StaleWatch()
+        self._wakeup: Wakeup | None = None  # set by run(): what _pause sleeps on
+        self._health_mark: datetime | None = None  # the database's time when the health job last read states
+        self._health_full: tuple[datetime, Settings] | None = None  # when it last read every state, for what
 
     # --- lifecycle ----------------------------------------------------------------
 
     def run(self) -> int:
         self._install_signal_handlers()
+        try:
+            return self._run()
+        finally:
+            if self._wakeup is not None:
+                self._wakeup.close()
+                self._wakeup = None
+
+    def _run(self) -> int:
         self._start_http()  # first: /livez answers and /readyz says what it waits for
         if not self._wait_for_dependencies():
             return self._shutdown()
         self._maintain_vault()  # exports the token's expiry now, not 5 s later
         self._recover()
         self._schedule()
+        self._export_health()  # the stale flags from the start, not HEALTH_EVERY later
         self.scheduler.start()
         self._catch_up()  # after start: the regular jobs know their next run times
         self._scheduling.set()
@@ -120,6 +136,8 @@ class Worker:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._wakeup is not None:
+            self._wakeup.wake()
 
     def _stopping(self) -> bool:
         """Whether to stop; a signal noted by the handler becomes the stop event here, outside the handler."""
@@ -135,7 +153,10 @@ class Worker:
             left = deadline - time.monotonic()
             if left <= 0 or self._reload_requested:
                 return False
-            time.sleep(min(left, SIGNAL_POLL))
+            if self._wakeup is not None:
+                self._wakeup.wait(left)
+            else:
+                time.sleep(min(left, SIGNAL_POLL))
         return True
 
     def _install_signal_handlers(self) -> None:
@@ -148,6 +169,8 @@ class Worker:
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
         signal.signal(signal.SIGHUP, hang_up)
+        self._wakeup = Wakeup()
+        self._wakeup.install()  # a signal wakes the main thread's _pause at once
 
     # --- reload ---------------------------------------------------------------------
 
@@ -435,18 +458,39 @@ class Worker:
         self._lock_problem = problem
 
     def _export_health(self) -> None:
-        """Stale flags per pair, as metrics: one state read, no status rows built (the idle worker's main cost)."""
+        """Stale flags per pair, as metrics, from the states written since the last pass (any replica's).
+
+        Every state is read again on the first pass, after a reload, when the hour turns (a cron's
+        period, hence its allowance, is worked out per hour) and every ``HEALTH_FULL_EVERY``; in
+        between only the rows whose ``updated_at`` is after the database's time at the last read,
+        less ``CHANGES_OVERLAP`` (a row's ``updated_at`` is taken before its transaction commits).
+        A write the change read misses (a commit later than that) can only leave a flag as it was
+        until the next full read: a success not yet seen (stale a little longer), or a credential
+        expiry moved earlier.
+        """
+        now, settings = self.app.clock(), self.settings  # one settings object for the pass, even if a reload lands
+        full = self._health_full_due(now, settings)
+        since = None if full or self._health_mark is None else self._health_mark - CHANGES_OVERLAP
         try:
-            states = self.app.state.load()
+            states, self._health_mark = self.app.state_changes.since(since)
         except RotatorError as e:
             log.warning("health.state_unavailable", error=e.code)
             return
-        now = self.app.clock()
-        for secret in self.settings.secrets:
-            allowance = self.app.stale_allowance(secret)
-            for target in secret.targets:
-                flag = stale(states.get(RotationKey(target, secret.name)), now=now, allowance=allowance)
-                self.app.metrics.pair_stale(target=target, secret=secret.name, stale=flag)
+        if full:
+            pairs = settings.pairs()
+            self._stale.reset({key: self.app.stale_allowance(secret) for key, secret in pairs.items()}, states)
+            self._health_full = (now, settings)
+        else:
+            self._stale.update(states)
+        for key, flag in self._stale.changed(now=now):
+            self.app.metrics.pair_stale(target=key.target, secret=key.secret, stale=flag)
+
+    def _health_full_due(self, now: datetime, settings: Settings) -> bool:
+        if self._health_full is None:
+            return True
+        at, read_for = self._health_full
+        new_hour = _hour(now) != _hour(at)  # App.stale_allowance works a cron's period out per hour
+        return read_for is not settings or now - at >= HEALTH_FULL_EVERY or new_hour
 
     # --- http -----------------------------------------------------------------------
 
@@ -543,6 +587,10 @@ def _entries_of(keys: Iterable[RotationKey], pairs: Mapping[RotationKey, SecretS
         secret = pairs[key]
         entries.setdefault(id(secret), secret)
     return list(entries.values())
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def _due(state: RotationState | None, now: datetime) -> bool:

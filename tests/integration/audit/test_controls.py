@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy.engine import Engine
 
-from service.audit.controls import PostgresControls
+from service.audit.controls import MANY_KEYS, PostgresControls
 from service.audit.queries import AuditFilter, list_events
 from service.audit.verify import verify_chain
 from service.controls import Pause, Pin, Scope
@@ -101,3 +101,23 @@ def test_holds_for_five_thousand_pairs_is_one_quick_statement(engine: Engine) ->
     elapsed = time.perf_counter() - started
     assert len(holds.pins) == 50
     assert elapsed < 0.1, f"{elapsed * 1000:.1f} ms"
+
+
+def test_holds_of_many_keys_are_those_of_few_keys(engine: Engine) -> None:
+    """Past MANY_KEYS every pin is read and matched in Python: the same pauses, and only the asked keys' pins."""
+    controls = PostgresControls(engine)
+    keys = [RotationKey(f"t{i % 10}", f"s{i}") for i in range(MANY_KEYS * 3)]
+    outside = RotationKey("elsewhere", "s0")
+    for key in (*keys[::7], outside):
+        pin = Pin(key=key, version=len(key.secret), operator="o", reason="r")
+        controls.pin(pin, event=make_event(event=EventType.PINNED))
+    controls.pause(_pause(Scope(target="t3")), event=make_event(event=EventType.PAUSED, target="t3"))
+    many = controls.holds(keys)
+    few = [controls.holds(keys[i : i + MANY_KEYS]) for i in range(0, len(keys), MANY_KEYS)]
+    assert len(keys) > MANY_KEYS
+    assert {key: pin.version for key, pin in many.pins.items()} == {
+        key: pin.version for holds in few for key, pin in holds.pins.items()
+    }
+    assert set(many.pins) == set(keys[::7])
+    assert outside not in many.pins
+    assert [pause.scope for pause in many.pauses] == [pause.scope for pause in few[0].pauses] == [Scope(target="t3")]
