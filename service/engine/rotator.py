@@ -36,6 +36,9 @@ from service.ports import (
 from service.rotation import Notice, RotationResult, SweepReport, SweepRequest, next_run_after, state_after
 
 SKIPPED = "another replica holds it or already rotated it for this due time"
+# Outcomes whose rotation appended no audit row: a sweep of only these reads no chain head
+# (an idle worker's scheduled tick of an unchanged pair is then one query cheaper).
+APPENDS_NOTHING = frozenset({Outcome.UNCHANGED, Outcome.SKIPPED, Outcome.PAUSED, Outcome.DEFERRED, Outcome.DRY_RUN})
 PART_PER_THREAD = 2  # a sweep claims its pairs in parts of twice the pool's threads
 
 
@@ -144,7 +147,7 @@ class Rotator:
 
     def _report(self, scope: SweepScope, results: list[RotationResult], started: float) -> SweepReport:
         head = None
-        if not scope.request.dry_run and results:
+        if not scope.request.dry_run and any(result.outcome not in APPENDS_NOTHING for result in results):
             try:
                 head = self._audit.head()
             except AuditError as e:

@@ -446,3 +446,14 @@ def test_a_pair_named_twice_is_rotated_once(world: World) -> None:
     assert sorted(r.outcome for r in report.results) == sorted([Outcome.APPLIED, Outcome.SKIPPED])
     assert world.stores["eu"].calls == [("PATCH", "acme-registry")]
     assert world.state.leases == {}
+
+
+def test_a_sweep_that_appended_nothing_reads_no_chain_head(world: World) -> None:
+    """Unchanged only: the report has no head (no query); a sweep that wrote reports the head it moved."""
+    first = world.sweep()
+    world.clock.advance(timedelta(hours=7))
+    second = world.sweep()
+    assert first.head is not None
+    assert first.head.seq == 2
+    assert second.results[0].outcome is Outcome.UNCHANGED
+    assert second.head is None
