@@ -333,6 +333,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             trigger=Trigger.ROLLBACK,
             operator=operator,
             reason=reason,
+            # written even when a worker's tick saw the pin first and wrote it: the operator's
+            # rollback is its own audited write (an idempotent PATCH of the same value)
+            force=True,
         )
         report = app.rotator.sweep(request)
         _unpin_failed(app, report, operator=operator)
