@@ -17,6 +17,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+STOP_TIMEOUT = 90  # seconds from Ctrl-C to the demo's exit
+
+
 def clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROTATOR_", "VAULT_", "BAO_"))}
     env["PYTHONPATH"] = str(REPO)
@@ -78,7 +81,15 @@ def test_keep_leaves_the_world_running_for_other_commands() -> None:
                 assert "acme-registry" in result.stdout
     finally:
         demo.send_signal(signal.SIGINT)
-        code = demo.wait(timeout=60)
+        try:  # the demo gives its worker 30 s to stop on SIGTERM, then stops four servers
+            code = demo.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            demo.wait()
+            while not lines.empty():
+                seen.append(lines.get())
+            tail = "".join(seen[-30:])
+            raise AssertionError(f"demo still stopping after {STOP_TIMEOUT}s; its last output:\n{tail}") from None
         time.sleep(0.2)
         while not lines.empty():
             seen.append(lines.get())
