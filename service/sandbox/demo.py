@@ -188,6 +188,10 @@ def _keep_running(demo: Demo, bao: OpenBaoDevServer) -> None:
         detail(command)
     detail(f"curl -s http://127.0.0.1:{demo.http_port}/metrics   # also /status, /livez, /readyz")
     say("\n    Ctrl-C here stops everything and removes the demo's files.")
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # started in the background of a non-interactive shell (`rotator demo --keep &`), which
+        # ignores SIGINT for it: the Ctrl-C (SIGINT) this waits for must still stop it
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while True:
             time.sleep(3600)

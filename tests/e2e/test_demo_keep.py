@@ -88,6 +88,8 @@ def test_keep_leaves_the_world_running_for_other_commands() -> None:
             demo.wait()
             while not lines.empty():
                 seen.append(lines.get())
+            assert demo.stdout is not None
+            demo.stdout.close()
             tail = "".join(seen[-30:])
             raise AssertionError(f"demo still stopping after {STOP_TIMEOUT}s; its last output:\n{tail}") from None
         time.sleep(0.2)
