@@ -8,6 +8,7 @@ dict renderers can dump locals, and hvac's request frame holds ``X-Vault-Token``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -147,6 +148,7 @@ def format_exception_without_locals(_: WrappedLogger, __: str, event_dict: Event
 
 
 def _shared_processors() -> list[Processor]:
+    """What every line gets, ours and the libraries' (stdlib records: the logger name and extras from the record)."""
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
@@ -156,6 +158,45 @@ def _shared_processors() -> list[Processor]:
         format_exception_without_locals,
         redact,
     ]
+
+
+class LineLogger:
+    """structlog's wrapped logger for our own events: the rendered line, written under the handler's lock.
+
+    Our events skip the standard library (a ``LogRecord``, the handler chain and a second
+    pass through the formatter cost about 0.4 ms a line with 64 rotation threads); the
+    libraries' records still go through ``handler``. Sharing its lock keeps the two kinds
+    of line whole in one stream.
+    """
+
+    def __init__(self, name: str, handler: logging.StreamHandler[TextIO]) -> None:
+        self.name = name  # structlog.stdlib.add_logger_name reads it
+        self._handler = handler
+
+    def msg(self, message: str) -> None:
+        """Write one line; as the standard library's handlers do, a stream that fails never fails the caller."""
+        handler = self._handler
+        handler.acquire()
+        try:
+            handler.stream.write(message + "\n")
+            handler.stream.flush()
+        except (OSError, ValueError) as e:  # closed, full, gone
+            with contextlib.suppress(Exception):
+                sys.__stderr__.write(f"--- logging error: {type(e).__name__} writing a log line ---\n")  # type: ignore[union-attr]
+        finally:
+            handler.release()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+class LineLoggerFactory:
+    """Makes a ``LineLogger`` per ``get_logger(name)`` over one handler."""
+
+    def __init__(self, handler: logging.StreamHandler[TextIO]) -> None:
+        self._handler = handler
+
+    def __call__(self, *args: Any) -> LineLogger:
+        return LineLogger(str(args[0]) if args else "rotator", self._handler)
 
 
 def _renderer(fmt: str, stream: TextIO) -> Processor:
@@ -199,14 +240,10 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     for name, lib_level in QUIET_LIBRARIES.items():
         logging.getLogger(name).setLevel(max(lib_level, logging.getLevelName(level.upper())))
     structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *_shared_processors(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
+        processors=[*_shared_processors(), _renderer(fmt, out)],
+        logger_factory=LineLoggerFactory(handler),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        cache_logger_on_first_use=False,  # a reload may configure again (another level): loggers see it
     )
 
 
@@ -216,7 +253,7 @@ def effective(flag: str | None, *, configured: str) -> str:
 
 
 def get_logger(name: str = "rotator") -> Any:
-    return structlog.stdlib.get_logger(name)
+    return structlog.get_logger(name)
 
 
 def bind(**values: Any) -> None:
