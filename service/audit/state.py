@@ -13,6 +13,7 @@ is never reused. ``save`` writes a state only while its grant is still the curre
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -206,20 +207,33 @@ class PostgresStateStore:
 
 
 def _upsert_statement() -> sa.TextClause:
-    """One upsert of any number of states: a column of values per array, one round trip."""
+    """One upsert of any number of states: their rows as one JSON array parameter, one round trip.
+
+    One JSON text (``json.dumps``, in C) instead of a typed array per column: psycopg
+    dumps array parameters element by element in Python, a third of a save's CPU.
+    """
     columns = ("target", "secret", *_STATE_FIELDS)
-    arrays = ", ".join(f"CAST(:{name} AS {_SQL_TYPES[name]}[])" for name in columns)
+    record = ", ".join(f"{name} {_SQL_TYPES[name]}" for name in columns)
+    values = ", ".join(f"r.{name}" for name in columns)
     changes = ", ".join(f"{name} = EXCLUDED.{name}" for name in _STATE_FIELDS)
     return sa.text(
         f"INSERT INTO rotation_state ({', '.join(columns)}, updated_at)"  # noqa: S608 (the table's own columns)
-        f" SELECT *, clock_timestamp() FROM unnest({arrays})"
+        f" SELECT {values}, clock_timestamp() FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({record})"
         f" ON CONFLICT (target, secret) DO UPDATE SET {changes}, updated_at = clock_timestamp()"
     )
 
 
-def _upsert_params(states: list[RotationState]) -> dict[str, list[Any]]:
-    rows = [_state_row(state) for state in states]
-    return {name: [row[name] for row in rows] for name in ("target", "secret", *_STATE_FIELDS)}
+def _upsert_params(states: list[RotationState]) -> dict[str, str]:
+    return {"rows": json.dumps([_state_row(state) for state in states], default=_json_value)}
+
+
+def _json_value(value: object) -> str:
+    """A state's value JSON has no type for: a timestamp (always aware) as ISO 8601, which PostgreSQL parses."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise TypeError("a rotation state's timestamp must carry its time zone")
+        return value.isoformat()
+    raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]  # the dialect class has no annotations
