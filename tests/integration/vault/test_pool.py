@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from datetime import UTC, datetime
 
 import hvac
 import pytest
+from structlog.testing import capture_logs
 
 from service.config import SourceConfig, VaultAuthConfig, VaultConfig
 from service.vault import VaultSource, connect
@@ -48,7 +48,6 @@ def test_concurrent_reads_reuse_pooled_connections(
     vault_server: VaultServer,
     root_auth: VaultAuthConfig,
     sources: list[SourceConfig],
-    caplog: pytest.LogCaptureFixture,
     *,
     max_connections: int,
     discarded: bool,
@@ -58,10 +57,10 @@ def test_concurrent_reads_reuse_pooled_connections(
     session = connect(config, read_local=read_local, max_connections=max_connections)
     try:
         source = VaultSource(session=session, clock=lambda: datetime.now(UTC))
-        caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
-        for _ in range(3):
-            read_at_once(source, sources)
+        with capture_logs() as logs:
+            for _ in range(3):
+                read_at_once(source, sources)
     finally:
         session.close()
-    full = [record for record in caplog.records if "Connection pool is full" in record.getMessage()]
+    full = [line for line in logs if line["event"] == "vault.connection_discarded"]
     assert bool(full) is discarded
