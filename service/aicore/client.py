@@ -37,6 +37,7 @@ import httpx
 
 from service import __version__
 from service.aicore.auth import TokenProvider
+from service.aicore.direct import DirectTransport
 from service.aicore.responses import (
     concealed_values,
     error_detail,
@@ -64,6 +65,7 @@ QUOTA_PATH = "/v2/admin/resourceQuota/dockerRegistrySecrets"
 USER_AGENT = f"registry-secret-rotator/{__version__}"
 # The spec's content type for PATCH; AI Core also takes application/json (SAP's SDK sends it).
 PATCH_CONTENT_TYPE = b"application/merge-patch+json"
+KEEPALIVE_EXPIRY_S = 60.0  # a kept connection idle longer is closed, not used (httpx's Limits.keepalive_expiry)
 DEFAULT_PAGE_SIZE = 50
 
 
@@ -411,11 +413,15 @@ def build_client(
     unless the environment gives XSUAA another proxy; then it gets a Client of its own.
     """
     limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=60.0
+        max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_S
     )
     context = tls_context(key, ca_file=ca_file)
     proxy = environment_proxy(key.api_url)
-    transport = httpx.HTTPTransport(verify=context, limits=limits, proxy=proxy)
+    transport: httpx.BaseTransport
+    if proxy is None:  # the usual case: http.client under httpx's contract (direct.py)
+        transport = DirectTransport(context=context, max_keepalive=max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_S)
+    else:
+        transport = httpx.HTTPTransport(verify=context, limits=limits, proxy=proxy)
     settings: dict[str, Any] = {"timeout": httpx.Timeout(timeout), "headers": {"User-Agent": USER_AGENT}}
     if environment_proxy(key.token_url) == proxy:
         http = httpx.Client(transport=transport, follow_redirects=False, **settings)

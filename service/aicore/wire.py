@@ -12,8 +12,9 @@ and does only what is left, once where it can:
 - the response is read and closed before ``send`` returns: its connection goes back to the
   pool (keep-alive) and no stream stays open.
 
-Errors are httpx's own (``httpx.HTTPTransport`` maps httpcore's), so
-``responses.transport_failure`` and ``sent_before_failing`` read them as before.
+Errors are httpx's own (``httpx.HTTPTransport`` maps httpcore's, ``direct.DirectTransport``
+maps http.client's the same way), so ``responses.transport_failure`` and
+``sent_before_failing`` read them as before.
 ``environment_proxy`` is the proxy an ``httpx.Client`` would take from the environment.
 """
 

@@ -1,0 +1,162 @@
+"""An ``httpx`` transport over ``http.client`` keep-alive connections, for a target reached without a proxy.
+
+``httpx.HTTPTransport`` (httpcore over h11, both pure Python) costs about twice the CPU of
+``http.client`` per PATCH on this project's machine (docs/performance.md): h11's
+event machinery, httpcore's pool and its locks, and the sync stream wrappers. A target's
+API calls need none of it: one origin, HTTP/1.1, a bounded number of callers (the
+per-target slots). ``DirectTransport`` keeps the httpx contract the client is written
+against (``handle_request`` takes an ``httpx.Request`` and returns an ``httpx.Response``,
+failures are httpx's exceptions) and leaves the rest to the standard library:
+
+- connections are kept per origin, up to ``max_keepalive``, and dropped after
+  ``keepalive_expiry`` seconds idle (httpx's ``Limits``); a kept connection the server has
+  closed meanwhile (its socket is readable while idle) is closed, not used;
+- the timeouts are the request's ``timeout`` extension: ``connect`` for connecting, ``read``
+  for the exchange, as httpx applies them;
+- failures map as ``httpx.HTTPTransport`` maps httpcore's, which ``responses.py`` reads to
+  decide whether a PATCH may have reached AI Core: connecting is ``ConnectError`` /
+  ``ConnectTimeout`` (not sent), anything later ``WriteError``, ``ReadError``,
+  ``RemoteProtocolError``, ``ReadTimeout`` or ``WriteTimeout`` (maybe sent). The socket or
+  TLS error is the ``__cause__``, as httpx chains it.
+
+A proxied target keeps ``httpx.HTTPTransport`` (``client.build_client``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+
+_Origin = tuple[str, str, int]
+
+
+class DirectTransport(httpx.BaseTransport):
+    """``http.client`` connections kept per origin; thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        context: ssl.SSLContext,
+        max_keepalive: int,
+        keepalive_expiry: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._context = context
+        self._max = max_keepalive
+        self._expiry = keepalive_expiry
+        self._clock = clock
+        self._idle: dict[_Origin, list[tuple[http.client.HTTPConnection, float]]] = {}
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        timeouts = request.extensions.get("timeout", {})
+        connection = self._take(origin) or self._open(origin, timeout=timeouts.get("connect"))
+        body = request.read()
+        phase = "write"
+        try:
+            connection.sock.settimeout(timeouts.get("read"))
+            connection.putrequest(
+                request.method, url.raw_path.decode("ascii"), skip_host=True, skip_accept_encoding=True
+            )
+            for name, value in request.headers.raw:
+                connection.putheader(name, value)
+            connection.endheaders(body or None)
+            phase = "read"
+            response = connection.getresponse()
+            content = response.read()
+        except (OSError, http.client.HTTPException) as e:
+            connection.close()
+            raise _exchange_failure(e, phase=phase, request=request) from e
+        except BaseException:
+            connection.close()
+            raise
+        if response.will_close:
+            connection.close()
+        else:
+            self._give(origin, connection)
+        return httpx.Response(
+            response.status,
+            headers=response.getheaders(),
+            stream=httpx.ByteStream(content),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode("latin-1")},
+            request=request,
+        )
+
+    def _take(self, origin: _Origin) -> http.client.HTTPConnection | None:
+        """A kept connection that is still fresh and still open, newest first."""
+        now = self._clock()
+        while True:
+            with self._lock:
+                kept = self._idle.get(origin)
+                if not kept:
+                    return None
+                connection, since = kept.pop()
+            if now - since < self._expiry and not _closed_by_peer(connection):
+                return connection
+            connection.close()
+
+    def _give(self, origin: _Origin, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            kept = self._idle.setdefault(origin, [])
+            if len(kept) < self._max:
+                kept.append((connection, self._clock()))
+                return
+        connection.close()
+
+    def _open(self, origin: _Origin, *, timeout: float | None) -> http.client.HTTPConnection:
+        scheme, host, port = origin
+        connection: http.client.HTTPConnection
+        if scheme == "https":
+            connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context)
+        elif scheme == "http":
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        else:
+            raise httpx.UnsupportedProtocol(f"request URL has an unsupported protocol '{scheme}://'")
+        try:
+            connection.connect()
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except TimeoutError as e:
+            connection.close()
+            raise httpx.ConnectTimeout(f"connect timed out ({type(e).__name__})") from e
+        except OSError as e:  # refused, unreachable, DNS, TLS handshake or verification (ssl.SSLError)
+            connection.close()
+            raise httpx.ConnectError(f"cannot connect ({type(e).__name__})") from e
+        return connection
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for kept in idle.values():
+            for connection, _ in kept:
+                connection.close()
+
+
+def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
+    """An idle keep-alive socket that is readable has been closed (or is sending junk): it cannot be used."""
+    if connection.sock is None:
+        return True
+    poller = select.poll()
+    poller.register(connection.sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _exchange_failure(error: BaseException, *, phase: str, request: httpx.Request) -> httpx.TransportError:
+    """A failure after connecting, as httpx names it: the request may have reached the server."""
+    if isinstance(error, TimeoutError):
+        timeout = httpx.WriteTimeout if phase == "write" else httpx.ReadTimeout
+        return timeout(f"timed out ({phase})", request=request)
+    if isinstance(error, http.client.RemoteDisconnected):
+        return httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+    if isinstance(error, http.client.HTTPException):
+        return httpx.RemoteProtocolError(f"malformed answer ({type(error).__name__})", request=request)
+    kind = httpx.WriteError if phase == "write" else httpx.ReadError
+    return kind(f"connection lost ({type(error).__name__})", request=request)
