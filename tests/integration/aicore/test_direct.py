@@ -8,9 +8,7 @@ server closed while idle is not used for the next request.
 
 from __future__ import annotations
 
-import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 
@@ -19,45 +17,14 @@ import pytest
 
 from service.aicore.direct import DirectTransport
 from service.aicore.responses import sent_before_failing
+from tests.hangups import OneShotServer, http_answer, refused_port
 
-BODY = b'{"id": "reg", "message": "Secret has been modified"}'
-ANSWER = b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-    len(BODY),
-    BODY,
-)
-
-
-class Server:
-    """Reads each connection's first request; answers it (``answer``) or hangs up without a word; then closes."""
-
-    def __init__(self, *, answer: bool) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.answer = answer
-        self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            with connection:
-                request = b""
-                while b"\r\n\r\n" not in request and (chunk := connection.recv(65536)):
-                    request += chunk
-                if self.answer:
-                    connection.sendall(ANSWER)
-
-    def close(self) -> None:
-        self._listener.close()
+ANSWER = http_answer("202 Accepted", b'{"id": "reg", "message": "Secret has been modified"}')
 
 
 @pytest.fixture
-def answering() -> Iterator[Server]:
-    server = Server(answer=True)
+def answering() -> Iterator[OneShotServer]:
+    server = OneShotServer(answer=ANSWER)
     yield server
     server.close()
 
@@ -76,7 +43,7 @@ def patch(port: int, name: str) -> httpx.Request:
     )
 
 
-def test_a_kept_connection_the_server_closed_is_not_used_again(answering: Server) -> None:
+def test_a_kept_connection_the_server_closed_is_not_used_again(answering: OneShotServer) -> None:
     """Every PATCH is answered on a connection of its own: the closed kept one is noticed and dropped, not sent on."""
     direct = transport()
     try:
@@ -94,18 +61,15 @@ def test_a_kept_connection_the_server_closed_is_not_used_again(answering: Server
 
 def test_a_refused_connection_is_a_connect_error_that_was_never_sent() -> None:
     """Nothing listens: ConnectError, which the client counts as 'cannot have reached AI Core'."""
-    probe = socket.create_server(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
     with pytest.raises(httpx.ConnectError) as caught:
-        transport().handle_request(patch(port, "reg"))
+        transport().handle_request(patch(refused_port(), "reg"))
     assert not sent_before_failing(caught.value)
     assert isinstance(caught.value.__cause__, ConnectionRefusedError)
 
 
 def test_a_hang_up_after_the_request_went_out_may_have_been_sent() -> None:
     """The server reads the PATCH and closes without answering: RemoteProtocolError, so the outcome is unknown."""
-    server = Server(answer=False)
+    server = OneShotServer(answer=None)
     try:
         with pytest.raises(httpx.RemoteProtocolError) as caught:
             transport().handle_request(patch(server.port, "reg"))
