@@ -8,9 +8,9 @@ per-target slots). ``DirectTransport`` keeps the httpx contract the client is wr
 against (``handle_request`` takes an ``httpx.Request`` and returns an ``httpx.Response``,
 failures are httpx's exceptions) and leaves the rest to the standard library:
 
-- connections are kept per origin, up to ``max_keepalive``, and dropped after
-  ``keepalive_expiry`` seconds idle (httpx's ``Limits``); a kept connection the server has
-  closed meanwhile (its socket is readable while idle) is closed, not used;
+- connections are kept per origin (``service.keepalive``), up to ``max_keepalive``, and
+  dropped after ``keepalive_expiry`` seconds idle (httpx's ``Limits``); a kept connection
+  the server has closed meanwhile is closed, not used;
 - the timeouts are the request's ``timeout`` extension: ``connect`` for connecting, ``read``
   for the exchange, as httpx applies them;
 - failures map as ``httpx.HTTPTransport`` maps httpcore's, which ``responses.py`` reads to
@@ -25,14 +25,14 @@ A proxied target keeps ``httpx.HTTPTransport`` (``client.build_client``).
 from __future__ import annotations
 
 import http.client
-import select
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 
 import httpx
+
+from service.keepalive import KeptConnections
 
 _Origin = tuple[str, str, int]
 
@@ -49,17 +49,13 @@ class DirectTransport(httpx.BaseTransport):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._context = context
-        self._max = max_keepalive
-        self._expiry = keepalive_expiry
-        self._clock = clock
-        self._idle: dict[_Origin, list[tuple[http.client.HTTPConnection, float]]] = {}
-        self._lock = threading.Lock()
+        self._kept = KeptConnections(max_kept=max_keepalive, expiry=keepalive_expiry, clock=clock)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         timeouts = request.extensions.get("timeout", {})
-        connection = self._take(origin) or self._open(origin, timeout=timeouts.get("connect"))
+        connection = self._kept.take(origin) or self._open(origin, timeout=timeouts.get("connect"))
         body = request.read()
         phase = "write"
         try:
@@ -79,10 +75,7 @@ class DirectTransport(httpx.BaseTransport):
         except BaseException:
             connection.close()
             raise
-        if response.will_close:
-            connection.close()
-        else:
-            self._give(origin, connection)
+        self._kept.settle(origin, connection, response)
         return httpx.Response(
             response.status,
             headers=response.getheaders(),
@@ -90,27 +83,6 @@ class DirectTransport(httpx.BaseTransport):
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode("latin-1")},
             request=request,
         )
-
-    def _take(self, origin: _Origin) -> http.client.HTTPConnection | None:
-        """A kept connection that is still fresh and still open, newest first."""
-        now = self._clock()
-        while True:
-            with self._lock:
-                kept = self._idle.get(origin)
-                if not kept:
-                    return None
-                connection, since = kept.pop()
-            if now - since < self._expiry and not _closed_by_peer(connection):
-                return connection
-            connection.close()
-
-    def _give(self, origin: _Origin, connection: http.client.HTTPConnection) -> None:
-        with self._lock:
-            kept = self._idle.setdefault(origin, [])
-            if len(kept) < self._max:
-                kept.append((connection, self._clock()))
-                return
-        connection.close()
 
     def _open(self, origin: _Origin, *, timeout: float | None) -> http.client.HTTPConnection:
         scheme, host, port = origin
@@ -133,20 +105,7 @@ class DirectTransport(httpx.BaseTransport):
         return connection
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, {}
-        for kept in idle.values():
-            for connection, _ in kept:
-                connection.close()
-
-
-def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
-    """An idle keep-alive socket that is readable has been closed (or is sending junk): it cannot be used."""
-    if connection.sock is None:
-        return True
-    poller = select.poll()
-    poller.register(connection.sock, select.POLLIN)
-    return bool(poller.poll(0))
+        self._kept.close()
 
 
 def _exchange_failure(error: BaseException, *, phase: str, request: httpx.Request) -> httpx.TransportError:

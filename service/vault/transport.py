@@ -30,7 +30,6 @@ import json
 import os
 import socket
 import ssl
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ import urllib3.util
 from urllib3.util.ssl_ import create_urllib3_context
 
 from service.errors import ConfigError, ConfigIssue
+from service.keepalive import KeptConnections
 from service.logs import get_logger
 
 if TYPE_CHECKING:
@@ -118,6 +118,8 @@ class Reply:
 log = get_logger(__name__)
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "LIST", "OPTIONS"})  # sent again once when a kept connection was closed
+KEEPALIVE_EXPIRY_S = 60.0  # a connection idle longer is closed, not used (Vault's own idle timeout may be shorter)
+VAULT = "vault"  # the one origin of a Connections
 
 
 class Connections:
@@ -128,8 +130,10 @@ class Connections:
     response wrapper): 609 against 314 us per KV v2 read on one thread here
     (docs/performance.md). A direct route needs none of it: this keeps up to
     ``max_connections`` idle connections (one per concurrent reader; a further one is
-    closed when it comes back, as urllib3's full pool discards it), and a GET on a kept
-    connection that Vault closed meanwhile is sent once more on a new one. Failures are
+    closed when it comes back, as urllib3's full pool discards it; ``service.keepalive``). A
+    kept connection Vault has closed is not used (a login after hours idle goes out on a new
+    one); when the close races with the send, a GET is sent once more on a new connection, a
+    POST is not. Failures are
     raised as the urllib3 exceptions ``translate.py`` reads, without the original as context.
     """
 
@@ -139,9 +143,7 @@ class Connections:
         self._port = parts.port
         self._context = context if parts.scheme == "https" else None
         self._timeout = timeout
-        self._max = max_connections
-        self._idle: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
+        self._kept = KeptConnections(max_kept=max_connections, expiry=KEEPALIVE_EXPIRY_S)
         # What the urllib3 pool sent: Vault's audit log reads alike either way.
         self._agent = f"python-urllib3/{importlib.metadata.version('urllib3')}"
 
@@ -182,25 +184,13 @@ class Connections:
         except BaseException:
             connection.close()
             raise
-        if response.will_close:
-            connection.close()
-        else:
-            self._give(connection)
+        if not self._kept.settle(VAULT, connection, response):
+            log.warning("vault.connection_discarded", reason="more concurrent readers than vault connections kept")
         return Reply(status_code=response.status, headers=response.headers, content=content)
 
     def _take(self) -> tuple[http.client.HTTPConnection, bool]:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
-        return self._open(), False
-
-    def _give(self, connection: http.client.HTTPConnection) -> None:
-        with self._lock:
-            if len(self._idle) < self._max:
-                self._idle.append(connection)
-                return
-        connection.close()
-        log.warning("vault.connection_discarded", reason="more concurrent readers than vault connections kept")
+        kept = self._kept.take(VAULT)
+        return (kept, True) if kept is not None else (self._open(), False)
 
     def _open(self) -> http.client.HTTPConnection:
         """A connected connection; urllib3's exceptions for what urllib3 would have raised while connecting."""
@@ -227,10 +217,7 @@ class Connections:
         raise problem
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for connection in idle:
-            connection.close()
+        self._kept.close()
 
 
 class Pool:

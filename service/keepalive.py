@@ -1,0 +1,74 @@
+"""Idle ``http.client`` keep-alive connections per origin, for the adapters' direct routes (stdlib only).
+
+Vault's transport (``vault/transport.py``) and AI Core's (``aicore/direct.py``) both keep the
+connections they finished with, as urllib3's and httpcore's pools did, and both must not
+send on one the server has closed meanwhile (an idle timeout at Vault, AI Core or a load
+balancer): a kept connection is handed out again only while it is younger than ``expiry``
+and its socket is not readable (an idle keep-alive socket that is readable has been closed,
+or is sending junk). The close can still race with the next send; each adapter decides what
+that means for its requests.
+"""
+
+from __future__ import annotations
+
+import http.client
+import select
+import threading
+import time
+from collections.abc import Callable, Hashable
+
+
+class KeptConnections:
+    """Up to ``max_kept`` idle connections per origin, newest first; thread-safe."""
+
+    def __init__(self, *, max_kept: int, expiry: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._max = max_kept
+        self._expiry = expiry
+        self._clock = clock
+        self._idle: dict[Hashable, list[tuple[http.client.HTTPConnection, float]]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, origin: Hashable) -> http.client.HTTPConnection | None:
+        """A kept connection that is still fresh and still open, or None; stale ones are closed on the way."""
+        now = self._clock()
+        while True:
+            with self._lock:
+                kept = self._idle.get(origin)
+                if not kept:
+                    return None
+                connection, since = kept.pop()
+            if now - since < self._expiry and not closed_by_peer(connection):
+                return connection
+            connection.close()
+
+    def settle(
+        self, origin: Hashable, connection: http.client.HTTPConnection, response: http.client.HTTPResponse
+    ) -> bool:
+        """After a whole answer: keep the connection unless the server closes it; False when kept ones were full."""
+        if response.will_close:
+            connection.close()
+            return True
+        with self._lock:
+            kept = self._idle.setdefault(origin, [])
+            if len(kept) < self._max:
+                kept.append((connection, self._clock()))
+                return True
+        connection.close()
+        return False
+
+    def close(self) -> None:
+        """Close every kept connection."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for kept in idle.values():
+            for connection, _ in kept:
+                connection.close()
+
+
+def closed_by_peer(connection: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection can no longer be used: no socket, or a readable one (EOF or junk)."""
+    if connection.sock is None:
+        return True
+    poller = select.poll()
+    poller.register(connection.sock, select.POLLIN)
+    return bool(poller.poll(0))
