@@ -14,6 +14,10 @@ STALL = 30.0  # the PATCH hangs this long; the worker is killed meanwhile
 RECOVERY_WITHIN = 20.0  # seconds from the restart; the lease TTL is 5 minutes
 
 
+def patches_received(scene: Scene) -> int:
+    return scene.emulator.inspect.request_count("tenant-a", method="PATCH")
+
+
 @pytest.mark.slow
 def test_a_worker_killed_after_its_intent_is_recovered_at_the_next_start(scene: Scene) -> None:
     """The orphaned intent gets an `interrupted` outcome naming it and the secret is rotated again at start-up."""
@@ -25,6 +29,8 @@ def test_a_worker_killed_after_its_intent_is_recovered_at_the_next_start(scene: 
 
     doomed = scene.start_worker("doomed")
     intent = eventually(scene.open_intents, timeout=20, what="the intent committed")[0]
+    # Killed only once the PATCH is held: killed earlier, the stall would wait for the successor's PATCH.
+    eventually(lambda: patches_received(scene), timeout=20, what="the PATCH held by the emulator")
     doomed.kill()
     assert doomed.process.returncode == -9
     finished = [e for e in doomed.matching(is_rotation()) if e["outcome"] != "skipped"]

@@ -98,7 +98,17 @@ def test_a_rollback_survives_three_scheduled_ticks_and_unpin_brings_the_current_
     assert (pinned["trigger"], pinned["source_version"], pinned["operator"]) == ("rollback", 1, "alice@ops")
     [rollback_write] = rows_of(rows, event="applied", trigger="rollback")
     assert (rollback_write["source_version"], rollback_write["reason"]) == (1, "v2 breaks pulls")
-    assert rollback_write["fingerprint"] != rollback_write["previous_fingerprint"]
+    first = rows_of(rows, event="applied", source_version=2)[0]  # the worker's first rotation
+    assert rollback_write["fingerprint"] != first["fingerprint"], "version 1 is another credential"
+    # The pin is committed before the rollback's own write, so a worker's tick may write v1 first;
+    # the rollback's write then finds v1 already there, and the trail says so.
+    ticks_first = [
+        row
+        for row in rows_of(rows, event="applied", source_version=1)
+        if row["trigger"] != "rollback" and row["seq"] < rollback_write["seq"]
+    ]
+    expected_previous = rollback_write["fingerprint"] if ticks_first else first["fingerprint"]
+    assert rollback_write["previous_fingerprint"] == expected_previous
     [unpin_row] = rows_of(rows, event="unpinned")
     assert unpin_row["operator"] == "alice@ops"
     listed = scene.rotator("audit", "list", "--operator", "alice@ops", "--format", "jsonl")
