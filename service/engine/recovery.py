@@ -20,6 +20,7 @@ from service.ports import AuditLog, RotationListener
 from service.rotation import Notice, RotationResult
 
 Rotate = Callable[[SweepScope, SecretSpec, RotationKey, Ticket], RotationResult]
+Resolve = Callable[[list[RotationKey]], Mapping[RotationKey, SecretSpec]]  # a pair left out is not rotated again
 
 
 class Recovery:
@@ -35,16 +36,18 @@ class Recovery:
         self._actor = actor
         self._settled_through = 0  # every intent up to this seq has an outcome
 
-    def recover(
-        self, scope: SweepScope, pairs: Mapping[RotationKey, SecretSpec], rotate: Rotate
-    ) -> list[RotationResult]:
-        """One pass: every free pair with open intents is closed and rotated again; held ones wait for the next."""
+    def recover(self, scope: SweepScope, resolve: Resolve, rotate: Rotate) -> list[RotationResult]:
+        """One pass: every free pair with open intents is closed and rotated again; held ones wait for the next.
+
+        ``resolve`` gives the specs to rotate them again with, asked only about pairs with open intents.
+        """
         head = self._audit.head()
         open_by_pair: dict[RotationKey, list[AuditRecord]] = {}
         for record in self._audit.open_intents(after=self._settled_through):
             open_by_pair.setdefault(RotationKey(record.event.target, record.event.secret), []).append(record)
+        specs = resolve(list(open_by_pair)) if open_by_pair else {}
         futures = {
-            key: self._pool.submit(lambda k=key, r=records: self._one(scope, r, pairs.get(k), rotate))  # type: ignore[misc]
+            key: self._pool.submit(lambda k=key, r=records: self._one(scope, r, specs.get(k), rotate))  # type: ignore[misc]
             for key, records in open_by_pair.items()
         }
         outcomes = {key: future.result() for key, future in futures.items()}

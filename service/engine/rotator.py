@@ -137,9 +137,21 @@ class Rotator:
         """Close open intents whose pair is free as ``interrupted`` and rotate those pairs again at once."""
         scope = SweepScope(request=SweepRequest(secrets=[], trigger=trigger, force=True), now=self._clock())
         started = self._timer()
-        holds = self._holds(list(pairs))  # a pinned pair is rotated again at its pin; a paused one is not
-        held = {key: pinned(spec, holds.pin_of(key)) for key, spec in pairs.items() if holds.pause_of(key) is None}
-        results = self._recovery.recover(scope, held, self._rotate)
+
+        def resolve(keys: list[RotationKey]) -> dict[RotationKey, SecretSpec]:
+            """The specs of those of ``keys`` still configured: a pinned pair at its pin, a paused one left out.
+
+            Asked only about the pairs with open intents (usually none): a periodic pass over
+            thousands of pairs costs one query, not a pause and pin lookup for every pair.
+            """
+            holds = self._holds(keys)
+            return {
+                key: pinned(pairs[key], holds.pin_of(key))
+                for key in keys
+                if key in pairs and holds.pause_of(key) is None
+            }
+
+        results = self._recovery.recover(scope, resolve, self._rotate)
         return self._report(scope, results, started)
 
     def close(self) -> None:

@@ -160,6 +160,31 @@ def test_recovery_does_not_rotate_a_paused_pair_again(world: ControlledWorld) ->
     assert intent.event.event is EventType.INTENT
 
 
+def test_recovery_rotates_a_pinned_pair_again_at_its_pin(world: ControlledWorld) -> None:
+    """An interrupted intent of a pinned pair is closed, and the pair is written again from its pinned version."""
+    world.source.put("registries/acme", "robot", "version-two")
+    world.run(secret())
+    world.audit.records.pop()  # the outcome never made it: the intent is open
+    world.controls.pins[EU] = Pin(key=EU, version=1, operator="alice", reason="v2 is broken")
+    report = world.rotator.recover({EU: secret()})
+    assert [(r.outcome, r.source_version) for r in report.results] == [(Outcome.APPLIED, 1)]
+    assert "version-two" not in world.stores["eu"].values["acme-registry"]
+
+
+def test_a_recovery_pass_with_no_open_intent_asks_about_no_pair(world: ControlledWorld) -> None:
+    """The periodic pass over every configured pair reads no pause or pin while nothing is open."""
+    world.run(secret())
+    world.controls.reads.clear()
+    pairs = {RotationKey("eu", f"registry-{n}"): secret(f"registry-{n}") for n in range(5_000)}
+    report = world.rotator.recover(pairs | {EU: secret()})
+    assert (report.results, world.controls.reads) == ([], [])
+    world.run(secret(), force=True)
+    world.audit.records.pop()  # now one intent is open: only its pair is asked about
+    world.controls.reads.clear()
+    [result] = world.rotator.recover(pairs | {EU: secret()}).results
+    assert (result.key, world.controls.reads) == (EU, [1])
+
+
 def test_paused_and_pinned_pairs_show_in_status_and_in_once_output(world: ControlledWorld) -> None:
     """``status`` rows name the pause and the pin; the ``once`` line of a paused pair says who paused it."""
     world.controls.pauses.append(_pause(Scope(target="eu")))
