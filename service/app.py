@@ -398,7 +398,7 @@ class App:
         return notifier
 
     def require_schema(self) -> None:
-        from service.audit.migrate import require_head
+        from service.audit.schema import require_head
 
         require_head(self.engine)
 

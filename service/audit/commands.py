@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from sqlalchemy.engine import Engine
 
 from service.anchors import Anchor, AnchorError, Signer, check_signatures
-from service.audit import migrate
+from service.audit import migrate, schema
 from service.audit.compliance import Window, activity
 from service.audit.compliance_render import render_html, report_document
 from service.audit.grants import grants_sql
@@ -376,9 +376,9 @@ def _chain_result(
 
 def db_upgrade(engine: Engine, out: TextIO) -> int:
     """``rotator db upgrade``: apply migrations up to head."""
-    before = migrate.current(engine)
+    before = schema.current(engine)
     migrate.upgrade(engine)
-    after = migrate.current(engine)
+    after = schema.current(engine)
     if before == after:
         out.write(f"schema already at head {after}\n")
     else:
@@ -389,7 +389,7 @@ def db_upgrade(engine: Engine, out: TextIO) -> int:
 def db_current(engine: Engine, out: TextIO) -> int:
     """``rotator db current``: the revision and whether it is head (exit 1 when not)."""
     try:
-        at = migrate.require_head(engine)
+        at = schema.require_head(engine)
     except SchemaNotCurrent as behind:
         out.write(f"{behind}\n")
         return EXIT_FAILED

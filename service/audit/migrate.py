@@ -1,4 +1,4 @@
-"""Schema migrations (Alembic, configured in code) and the check that ``rotator run`` makes first.
+"""Schema migrations (Alembic, configured in code); the check ``rotator run`` makes is ``schema.py``, without Alembic.
 
 Upgrades of several replicas at once are serialised by a transaction-scoped advisory
 lock, and each upgrade runs in one transaction (PostgreSQL has transactional DDL).
@@ -6,21 +6,16 @@ lock, and each upgrade runs in one transaction (PostgreSQL has transactional DDL
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from service.audit.db import translated, where
-from service.errors import AuditError, SchemaNotCurrent
+from service.audit.schema import MIGRATIONS
 from service.logs import get_logger
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 MIGRATION_LOCK = 0x726F7461746F72  # "rotator": one advisory key for schema changes
 log = get_logger(__name__)
 
@@ -32,21 +27,6 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
     if connection is not None:
         config.attributes["connection"] = connection
     return config
-
-
-@functools.cache
-def head() -> str:
-    """The newest revision this version of the service knows (read from the scripts once per process)."""
-    revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    if revision is None:
-        raise AuditError(f"no migrations found in {MIGRATIONS}")
-    return revision
-
-
-def current(engine: Engine) -> str | None:
-    """The database's revision, or None when it has no schema yet."""
-    with translated(f"read the schema revision at {where(engine)}"), engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -66,19 +46,3 @@ def _run(engine: Engine, direction: str, revision: str) -> None:
         getattr(command, direction)(alembic_config(connection), revision)
         after = MigrationContext.configure(connection).get_current_revision()
     log.info("db.migrated", direction=direction, before=before, after=after)
-
-
-def require_head(engine: Engine) -> str:
-    """The current revision if it is head; else ``SchemaNotCurrent`` saying what to run."""
-    at, newest = current(engine), head()
-    if at == newest:
-        return at
-    if at is not None and at not in _known():
-        raise SchemaNotCurrent(
-            current=at, head=newest, hint="the database is newer than this rotator: deploy the newer version"
-        )
-    raise SchemaNotCurrent(current=at, head=newest)
-
-
-def _known() -> set[str]:
-    return {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}

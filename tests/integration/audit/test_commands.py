@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from service.audit import commands, migrate
+from service.audit import commands, schema
 from service.audit.chain import GENESIS
 from service.audit.output import COLUMNS
 from service.audit.store import AuditStore
@@ -268,9 +268,9 @@ def test_db_commands(empty_engine: Engine) -> None:
     assert commands.db_upgrade(empty_engine, out) == 0
     assert commands.db_upgrade(empty_engine, out) == 0
     assert out.getvalue().splitlines() == [
-        f"schema upgraded from empty to {migrate.head()}",
-        f"schema already at head {migrate.head()}",
+        f"schema upgraded from empty to {schema.head()}",
+        f"schema already at head {schema.head()}",
     ]
     out = io.StringIO()
     assert commands.db_current(empty_engine, out) == 0
-    assert out.getvalue() == f"revision {migrate.head()} (head)\n"
+    assert out.getvalue() == f"revision {schema.head()} (head)\n"

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from service.audit import migrate
+from service.audit import schema
 from service.audit.db import make_engine
 from service.cli import main
 from service.config import DatabaseConfig
@@ -39,7 +39,7 @@ def current_error(url: str, *, password: str | None = None) -> AuditUnavailable 
     engine = make_engine(DatabaseConfig(url=url, connect_timeout="2s"), password=password)
     try:
         with pytest.raises((AuditUnavailable, AuditMisconfigured)) as caught:
-            migrate.current(engine)
+            schema.current(engine)
     finally:
         engine.dispose()
     return caught.value
@@ -91,7 +91,7 @@ def test_right_password_connects(password_server: tuple[str, str]) -> None:
     url, password = password_server
     engine = make_engine(DatabaseConfig(url=make_url(url).set(username=ROLE).render_as_string()), password=password)
     try:
-        assert migrate.current(engine) is None
+        assert schema.current(engine) is None
     finally:
         engine.dispose()
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from service.audit import commands, migrate
+from service.audit import commands, migrate, schema
 from service.audit.db import make_engine
 from service.audit.instance import InstanceLock
 from service.audit.queries import AuditFilter, list_events
@@ -42,7 +42,7 @@ CALLS: dict[str, Callable[[Engine], Any]] = {
     "verify": verify_chain,
     "list": lambda e: list_events(e, AuditFilter(), limit=1),
     "export": lambda e: commands.audit_export(e, fmt="jsonl", since=None, until=None, out=io.StringIO()),
-    "current": migrate.current,
+    "current": schema.current,
     "upgrade": migrate.upgrade,
     "instance_lock": lambda e: InstanceLock(e, "x").acquire(),
     "load_state": lambda e: PostgresStateStore(e, instance=InstanceLock(e, "x")).load(),

@@ -11,9 +11,10 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from service.audit import migrate
+from service.audit import migrate, schema
 from service.audit.tables import metadata
 from service.errors import SchemaNotCurrent
 
@@ -27,25 +28,25 @@ def _tables(engine: Engine) -> set[str]:
 
 def test_upgrade_downgrade_upgrade(empty_engine: Engine) -> None:
     """An empty database upgrades to head, downgrades to base with nothing left, and upgrades again."""
-    assert migrate.current(empty_engine) is None
+    assert schema.current(empty_engine) is None
     migrate.upgrade(empty_engine)
-    assert migrate.current(empty_engine) == migrate.head()
+    assert schema.current(empty_engine) == schema.head()
     assert _tables(empty_engine) == TABLES
     migrate.downgrade(empty_engine, "base")
-    assert migrate.current(empty_engine) is None
+    assert schema.current(empty_engine) is None
     assert _tables(empty_engine) == set()
     with empty_engine.connect() as conn:
         functions = conn.execute(sa.text("SELECT proname FROM pg_proc WHERE proname LIKE 'audit_%'")).scalars().all()
     assert functions == []
     migrate.upgrade(empty_engine)
     assert _tables(empty_engine) == TABLES
-    assert migrate.require_head(empty_engine) == migrate.head()
+    assert schema.require_head(empty_engine) == schema.head()
 
 
 def test_upgrade_twice_is_a_no_op(engine: Engine) -> None:
     """Upgrading a database already at head changes nothing."""
     migrate.upgrade(engine)
-    assert migrate.current(engine) == migrate.head()
+    assert schema.current(engine) == schema.head()
 
 
 def test_migrated_schema_matches_the_table_definitions(engine: Engine) -> None:
@@ -55,12 +56,45 @@ def test_migrated_schema_matches_the_table_definitions(engine: Engine) -> None:
     assert diff == []
 
 
+def test_the_reading_without_alembic_agrees_with_alembic(empty_engine: Engine) -> None:
+    """schema.py (what `rotator run` checks) reads the revisions and the database's revision as Alembic does."""
+    scripts = ScriptDirectory.from_config(migrate.alembic_config())
+    assert schema.head() == scripts.get_current_head()
+    assert schema.revisions() == {script.revision: script.down_revision for script in scripts.walk_revisions()}
+    oldest_first = [script.revision for script in reversed(list(scripts.walk_revisions()))]
+    seen = []
+    for revision in [*oldest_first, "base"]:
+        if revision == "base":
+            migrate.downgrade(empty_engine, "base")
+        else:
+            migrate.upgrade(empty_engine, revision)
+        with empty_engine.connect() as conn:
+            by_alembic = MigrationContext.configure(conn).get_current_revision()
+        seen.append((schema.current(empty_engine), by_alembic))
+    assert [ours for ours, _ in seen] == [*oldest_first, None]
+    assert all(ours == theirs for ours, theirs in seen)
+
+
+def test_the_worker_s_schema_check_imports_no_alembic(engine: Engine) -> None:
+    """`rotator run` never migrates: its modules and its schema check leave Alembic (about 10 MB) unimported."""
+    code = (
+        "import sys, types, sqlalchemy, service.worker\n"
+        "from service.app import App\n"
+        "engine = sqlalchemy.create_engine(sys.argv[1])\n"
+        "App.require_schema(types.SimpleNamespace(engine=engine))  # the worker's own check, on a database at head\n"
+        "print(sorted(m for m in ('alembic', 'mako', 'apprise') if m in sys.modules))"
+    )
+    url = engine.url.render_as_string(hide_password=False)
+    shown = subprocess.run([sys.executable, "-c", code, url], cwd=REPO, check=True, capture_output=True, timeout=60)
+    assert shown.stdout.decode().strip() == "[]"
+
+
 def test_require_head_refuses_an_empty_database(empty_engine: Engine) -> None:
     """`rotator run` refuses a database without the schema and says which command to run."""
     with pytest.raises(SchemaNotCurrent) as caught:
-        migrate.require_head(empty_engine)
+        schema.require_head(empty_engine)
     assert caught.value.current is None
-    assert caught.value.head == migrate.head()
+    assert caught.value.head == schema.head()
     assert "rotator db upgrade" in str(caught.value)
 
 
@@ -68,8 +102,8 @@ def test_require_head_refuses_an_older_revision(engine: Engine) -> None:
     """A database at an older revision is named in the error with the head it should reach."""
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = 'older'"))
-    with pytest.raises(SchemaNotCurrent, match=rf"revision older, head is {migrate.head()}.*this rotator"):
-        migrate.require_head(engine)
+    with pytest.raises(SchemaNotCurrent, match=rf"revision older, head is {schema.head()}.*this rotator"):
+        schema.require_head(engine)
 
 
 def test_plain_alembic_cli_reads_pyproject(empty_engine: Engine, database_url: str) -> None:
@@ -78,8 +112,8 @@ def test_plain_alembic_cli_reads_pyproject(empty_engine: Engine, database_url: s
     alembic = [sys.executable, "-m", "alembic"]
     subprocess.run([*alembic, "upgrade", "head"], cwd=REPO, env=env, check=True, capture_output=True, timeout=60)
     shown = subprocess.run([*alembic, "current"], cwd=REPO, env=env, check=True, capture_output=True, timeout=60)
-    assert migrate.head() in shown.stdout.decode()
-    assert migrate.current(empty_engine) == migrate.head()
+    assert schema.head() in shown.stdout.decode()
+    assert schema.current(empty_engine) == schema.head()
 
 
 def test_check_constraints_carry_the_metadata_names(engine: Engine) -> None:
