@@ -220,11 +220,19 @@ class App:
                 retry=self.settings.rotation.retry,
                 max_connections=limit,
                 ca_file=str(config.ca_cert) if config.ca_cert else None,
+                proxies=self._environment_proxies,
             )
         except CABundleError as e:
             raise ConfigError("configuration", [ConfigIssue(f"targets.{target}.ca_cert", str(e))]) from None
         self._closers.append((f"aicore {target}", client.close))
         return client
+
+    @cached_property
+    def _environment_proxies(self) -> dict[str, str]:
+        """``*_PROXY`` and ``NO_PROXY`` as urllib reads them, once for every target's client."""
+        import urllib.request
+
+        return urllib.request.getproxies()
 
     @cached_property
     def http_token(self) -> str | None:

@@ -27,7 +27,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -405,8 +405,12 @@ def build_client(
     retry: RetryConfig,
     max_connections: int,
     ca_file: str | None = None,
+    proxies: Mapping[str, str] | None = None,
 ) -> AICoreClient:
     """One target's client over its own pooled keep-alive connections (XSUAA and API share them).
+
+    ``proxies`` is ``urllib.request.getproxies()``, read from the environment when not given
+    (the worker reads it once for all its targets: each read walks the whole environment).
 
     The transport is what ``httpx.Client(verify=..., limits=...)`` would build, with the proxy
     the Client would take from the environment for the API's URL. The token fetch shares it
@@ -416,14 +420,14 @@ def build_client(
         max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_S
     )
     context = tls_context(key, ca_file=ca_file)
-    proxy = environment_proxy(key.api_url)
+    proxy = environment_proxy(key.api_url, proxies=proxies)
     transport: httpx.BaseTransport
     if proxy is None:  # the usual case: http.client under httpx's contract (direct.py)
         transport = DirectTransport(context=context, max_keepalive=max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_S)
     else:
         transport = httpx.HTTPTransport(verify=context, limits=limits, proxy=proxy)
     settings: dict[str, Any] = {"timeout": httpx.Timeout(timeout), "headers": {"User-Agent": USER_AGENT}}
-    if environment_proxy(key.token_url) == proxy:
+    if environment_proxy(key.token_url, proxies=proxies) == proxy:
         http = httpx.Client(transport=transport, follow_redirects=False, **settings)
     else:
         http = httpx.Client(verify=context, limits=limits, follow_redirects=False, **settings)

@@ -170,6 +170,34 @@ def test_build_client_honours_the_environment_proxy(rig: Rig, monkeypatch: pytes
         direct.close()
 
 
+def test_build_client_takes_the_proxies_read_once(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker reads the environment's proxies once and hands them in: those decide, not a later environment."""
+    rig.emulator.inspect.seed("tenant-a", "my-registry", "{}")
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    refused = build_client(
+        target="tenant-a",
+        key=rig.key(),
+        timeout=2.0,
+        retry=RetryConfig(attempts=1),
+        max_connections=1,
+        proxies={"http": "http://127.0.0.1:9"},  # discard port: nothing listens
+    )
+    try:
+        with pytest.raises(Unavailable):
+            refused.edit("my-registry", config_json())
+    finally:
+        refused.close()
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    direct = build_client(
+        target="tenant-a", key=rig.key(), timeout=2.0, retry=RetryConfig(attempts=1), max_connections=1, proxies={}
+    )
+    try:
+        assert direct.edit("my-registry", config_json()).status == 202
+    finally:
+        direct.close()
+
+
 def test_the_http_debug_line_is_written_only_at_debug(rig: Rig) -> None:
     """At level debug every exchange logs aicore.http (no value in it); at info it is skipped."""
     rig.emulator.inspect.seed("tenant-a", "my-registry", "{}")
