@@ -91,3 +91,50 @@ def test_a_reset_forgets_pairs_no_longer_configured_and_applies_new_allowances()
     assert watch.changed(now=NOW) == [(EU, True)]
     watch.reset({EU: HOUR / 4, US: HOUR}, states)
     assert watch.changed(now=NOW) == [(US, False)]
+
+
+recent = st.timedeltas(min_value=-timedelta(hours=3), max_value=timedelta(0))
+KEYS = [RotationKey(target, f"reg-{n:03}") for target in ("eu", "us") for n in range(3)]
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(["pass", "update", "reset"]),
+        st.timedeltas(min_value=timedelta(0), max_value=timedelta(hours=2)),  # time moves on by this
+        st.dictionaries(st.sampled_from(KEYS), st.one_of(st.none(), recent), max_size=3),  # new successes, or none
+        st.lists(st.sampled_from(KEYS), unique=True, min_size=1),  # configured pairs at a reset
+    ),
+    max_size=25,
+)
+
+
+@given(steps=steps, allowance=st.timedeltas(min_value=timedelta(minutes=1), max_value=timedelta(hours=3)))
+def test_the_flags_said_are_those_of_judging_every_pair_on_every_pass(
+    steps: list[tuple[str, timedelta, dict[RotationKey, timedelta | None], list[RotationKey]]],
+    allowance: timedelta,
+) -> None:
+    """Whatever the order of reads, reloads and passes: each pass says exactly the flags a full judgement changes."""
+    watch = StaleWatch()
+    states: dict[RotationKey, RotationState] = {}
+    configured = list(KEYS)
+    watch.reset(dict.fromkeys(configured, allowance), states)
+    said: dict[RotationKey, bool] = {}
+    now = NOW
+    for kind, later, successes, pairs in steps:
+        now += later
+        if kind == "update":  # states written since the last read (a pair may not be configured any more)
+            fresh = {
+                key: RotationState(key=key, last_success_at=None if at is None else now + at)
+                for key, at in successes.items()
+            }
+            states |= fresh
+            watch.update(fresh)
+        elif kind == "reset":  # a full read, after a reload perhaps with other pairs
+            configured = pairs
+            watch.reset(dict.fromkeys(configured, allowance), states)
+            said = {key: flag for key, flag in said.items() if key in configured}
+        expected = []
+        for key in configured:  # what judging every pair says: each flag that differs from the last said
+            flag = stale(states.get(key), now=now, allowance=allowance)
+            if said.get(key) is not flag:
+                said[key] = flag
+                expected.append((key, flag))
+        assert watch.changed(now=now) == expected
