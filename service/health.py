@@ -106,7 +106,7 @@ class StaleWatch:
         self._dirty = set()
         while self._turning and self._turning[0][0] <= now:
             moment, _, key = heapq.heappop(self._turning)
-            if self._stale_from.get(key) == moment:  # else moved by a newer state: that one is in looked_at
+            if self._stale_from.get(key) == moment:  # else superseded: a newer state moved it (or dropped it)
                 looked_at.add(key)
         changes = []
         for key in sorted(looked_at, key=self._position.__getitem__):
