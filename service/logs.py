@@ -12,6 +12,7 @@ import contextlib
 import logging
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
@@ -160,43 +161,107 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
+MAX_PENDING_LINES = 10_000  # lines handed in but not written, before their threads wait for the stream
+
+
+class LineWriter:
+    """The one writer of the log stream: lines from any thread, written by whichever thread finds none writing.
+
+    A thread that hands in a line while another thread is writing leaves it to that thread and
+    goes on: the writing thread takes everything pending in one ``write`` and ``flush``, until
+    nothing is. With 64 rotation threads, a lock held around each line's write and flush made
+    them queue behind one another (a third of (b)'s log-line cost, docs/performance.md);
+    now a line costs its caller a list append, and the stream sees one write per batch. Lines
+    stay whole and in the order they were handed in. A stream that cannot keep up holds the
+    threads back once ``MAX_PENDING_LINES`` are waiting, as the lock did, instead of growing the
+    list without end. ``write`` returns once this thread's line
+    is written or another thread has taken it; ``wait_written`` waits for the others
+    (before ``os._exit``). The lock is reentrant: a signal handler that logs while its thread
+    holds it appends, and the interrupted thread writes the line.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._changed = threading.Condition(threading.RLock())
+        self._pending: list[str] = []
+        self._writer: int | None = None  # the thread writing, if any
+
+    def write(self, text: str) -> int:
+        with self._changed:
+            if self._writer not in (None, threading.get_ident()):  # a stream slower than the lines: wait, as a lock did
+                self._changed.wait_for(lambda: len(self._pending) < MAX_PENDING_LINES or self._writer is None)
+            self._pending.append(text)
+            if self._writer is not None:
+                return len(text)
+            self._writer = threading.get_ident()
+        self._drain()
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing to do: whoever writes a batch flushes it (``logging.StreamHandler.emit`` calls this)."""
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def wait_written(self, timeout: float = 2.0) -> bool:
+        """Wait until every line handed in is written (False: ``timeout`` passed first); never for this thread."""
+        with self._changed:
+            if self._writer == threading.get_ident():
+                return not self._pending
+            return self._changed.wait_for(lambda: self._writer is None, timeout=timeout)
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                with self._changed:
+                    batch, self._pending = self._pending, []
+                    self._changed.notify_all()  # room for the lines of threads held back by MAX_PENDING_LINES
+                    if not batch:  # stop writing in the same hold that saw nothing left: no line is stranded
+                        self._writer = None
+                        return
+                self._write("".join(batch))
+        except BaseException:  # KeyboardInterrupt while writing: the next line's thread writes what is left
+            with self._changed:
+                self._writer = None
+                self._changed.notify_all()
+            raise
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError) as e:  # closed, full, gone: as the standard library's handlers do,
+            with contextlib.suppress(Exception):  # a stream that fails never fails the caller
+                sys.__stderr__.write(f"--- logging error: {type(e).__name__} writing a log line ---\n")  # type: ignore[union-attr]
+
+
 class LineLogger:
-    """structlog's wrapped logger for our own events: the rendered line, written under the handler's lock.
+    """structlog's wrapped logger for our own events: the rendered line, handed to the stream's ``LineWriter``.
 
     Our events skip the standard library (a ``LogRecord``, the handler chain and a second
     pass through the formatter cost about 0.4 ms a line with 64 rotation threads); the
-    libraries' records still go through ``handler``. Sharing its lock keeps the two kinds
-    of line whole in one stream.
+    libraries' records still go through the handler, whose stream is the same ``LineWriter``,
+    so the two kinds of line stay whole and in order in one stream.
     """
 
-    def __init__(self, name: str, handler: logging.StreamHandler[TextIO]) -> None:
+    def __init__(self, name: str, writer: LineWriter) -> None:
         self.name = name  # structlog.stdlib.add_logger_name reads it
-        self._handler = handler
+        self._writer = writer
 
     def msg(self, message: str) -> None:
-        """Write one line; as the standard library's handlers do, a stream that fails never fails the caller."""
-        handler = self._handler
-        handler.acquire()
-        try:
-            handler.stream.write(message + "\n")
-            handler.stream.flush()
-        except (OSError, ValueError) as e:  # closed, full, gone
-            with contextlib.suppress(Exception):
-                sys.__stderr__.write(f"--- logging error: {type(e).__name__} writing a log line ---\n")  # type: ignore[union-attr]
-        finally:
-            handler.release()
+        self._writer.write(message + "\n")
 
     debug = info = warning = warn = error = critical = exception = fatal = log = msg
 
 
 class LineLoggerFactory:
-    """Makes a ``LineLogger`` per ``get_logger(name)`` over one handler."""
+    """Makes a ``LineLogger`` per ``get_logger(name)`` over one writer."""
 
-    def __init__(self, handler: logging.StreamHandler[TextIO]) -> None:
-        self._handler = handler
+    def __init__(self, writer: LineWriter) -> None:
+        self._writer = writer
 
     def __call__(self, *args: Any) -> LineLogger:
-        return LineLogger(str(args[0]) if args else "rotator", self._handler)
+        return LineLogger(str(args[0]) if args else "rotator", self._writer)
 
 
 def _renderer(fmt: str, stream: TextIO) -> Processor:
@@ -205,6 +270,8 @@ def _renderer(fmt: str, stream: TextIO) -> Processor:
         return structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     return structlog.processors.JSONRenderer(sort_keys=False)
 
+
+_writer: LineWriter | None = None  # the configured stream's writer
 
 QUIET_LIBRARIES = {
     "hvac": logging.WARNING,
@@ -220,8 +287,10 @@ QUIET_LIBRARIES = {
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Route structlog and the standard library through one set of processors."""
+    global _writer  # noqa: PLW0603 (the one writer of the configured stream, for wait_written)
     out = stream or sys.stderr
-    handler = logging.StreamHandler(out)
+    _writer = LineWriter(out)
+    handler = logging.StreamHandler(_writer)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_shared_processors(),
@@ -241,10 +310,15 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         logging.getLogger(name).setLevel(max(lib_level, logging.getLevelName(level.upper())))
     structlog.configure(
         processors=[*_shared_processors(), _renderer(fmt, out)],
-        logger_factory=LineLoggerFactory(handler),
+        logger_factory=LineLoggerFactory(_writer),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=False,  # a reload may configure again (another level): loggers see it
     )
+
+
+def wait_written(timeout: float = 2.0) -> bool:
+    """Wait until every log line handed in is written (before ``os._exit``, which would drop the rest)."""
+    return _writer.wait_written(timeout) if _writer is not None else True
 
 
 def effective(flag: str | None, *, configured: str) -> str:

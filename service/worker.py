@@ -268,6 +268,7 @@ class Worker:
         """Revoke the Vault token and exit now: ``app.close()`` would wait for the rotation threads."""
         self.app.vault_session.revoke()
         log.info("worker.stopped", clean=False)
+        logs.wait_written()  # a rotation thread may be writing this line: os._exit would drop it
         os._exit(0)  # rotation threads still run; the lease and open intents make this safe
 
     # --- jobs -----------------------------------------------------------------------
