@@ -46,6 +46,7 @@ class Observer:
             fingerprint=fingerprint_text(result.fingerprint),
             previous_fingerprint=fingerprint_text(result.previous_fingerprint),
             source_version=result.source_version,
+            vault_request_id=result.vault_request_id,
             verification=result.verification,
             duration_ms=result.duration_ms,
             http_status=result.http_status,

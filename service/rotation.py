@@ -150,6 +150,7 @@ class RotationResult:
     fingerprint: Fingerprint | None = None
     previous_fingerprint: Fingerprint | None = None
     source_version: int | None = None
+    vault_request_id: str | None = None  # the Vault read this credential came from (shared by a source's pairs)
     registry_username: str | None = None
     verification: VerificationOutcome | None = None
     http_status: int | None = None

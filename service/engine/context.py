@@ -147,6 +147,7 @@ class RotationContext:
             fingerprint=self.fingerprint,
             previous_fingerprint=self.previous_fingerprint,
             source_version=self.credential.source.version,
+            vault_request_id=self.credential.source.request_id,
             registry_username=self.credential.username,
             verification=checked,
             http_status=http_status,

@@ -51,7 +51,7 @@ class VaultSource:
         reader = {"kv2": _read_kv2, "kv1": _read_kv1, "dynamic": _read_dynamic}[at.kind]
         response = self._session.request(lambda client: reader(client, at), at=at)
         raw = _raw(response, at=at, read_at=self._clock())
-        log.info(
+        log.debug(  # the rotation's canonical line carries request_id as vault_request_id: one line per rotation
             "vault.read",
             kind=at.kind,
             mount=at.mount,

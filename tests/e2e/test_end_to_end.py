@@ -51,6 +51,9 @@ def test_a_new_token_in_vault_reaches_ai_core_within_one_period_with_a_matching_
     assert intents[0]["fingerprint"] == outcomes[0]["fingerprint"] == applied["fingerprint"]
     assert outcomes[0]["fingerprint"] == scene.fingerprint(scene.emulator.inspect.stored("tenant-a", "acme-registry"))
     assert outcomes[0]["previous_fingerprint"] == first["fingerprint"]
+    # The canonical line names the Vault read the audit rows name (OpenBao's own request id).
+    assert applied["vault_request_id"]
+    assert applied["vault_request_id"] == intents[0]["vault_request_id"] == outcomes[0]["vault_request_id"]
     assert [row["event"] for row in exported] == ["intent", "applied", "intent", "applied"]
 
     verify = scene.rotator("audit", "verify")

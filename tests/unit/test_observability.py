@@ -31,6 +31,7 @@ def result(outcome: Outcome = Outcome.APPLIED, **kw: object) -> RotationResult:
         "source_version": 3,
         "http_status": 202,
         "request_id": "req-1",
+        "vault_request_id": "vault-req-1",
         "duration_ms": 120,
     }
     fields.update(kw)
@@ -114,7 +115,16 @@ def test_one_canonical_log_line_per_rotation() -> None:
     assert applied["event"] == "rotation"
     assert {
         k: applied[k]
-        for k in ("secret", "target", "outcome", "fingerprint", "source_version", "duration_ms", "request_id")
+        for k in (
+            "secret",
+            "target",
+            "outcome",
+            "fingerprint",
+            "source_version",
+            "duration_ms",
+            "request_id",
+            "vault_request_id",
+        )
     } == {
         "secret": "acme-registry",
         "target": "eu",
@@ -123,6 +133,7 @@ def test_one_canonical_log_line_per_rotation() -> None:
         "source_version": 3,
         "duration_ms": 120,
         "request_id": "req-1",
+        "vault_request_id": "vault-req-1",
     }
     assert applied["level"] == "info"
     assert rejected["level"] == "error"

@@ -27,7 +27,7 @@ from tests.integration.vault.conftest import FIXED_NOW, ApproleFactory, FakeCloc
 SENTINEL_TOKEN = "s.SENTINELtokenVALUE0123456789abcd"
 WHOAMI = Location(kind="token", mount="auth/token", path="lookup-self")
 
-LogOutput = Callable[[str], io.StringIO]
+LogOutput = Callable[..., io.StringIO]
 
 
 @pytest.fixture
@@ -39,9 +39,9 @@ def log_output() -> Iterator[LogOutput]:
     saved_structlog = structlog.get_config()
     buffers: list[io.StringIO] = []
 
-    def configure(fmt: str = "json") -> io.StringIO:
+    def configure(fmt: str = "json", level: str = "info") -> io.StringIO:
         buffer = io.StringIO()
-        logs.configure(level="info", fmt=fmt, stream=buffer)
+        logs.configure(level=level, fmt=fmt, stream=buffer)
         buffers.append(buffer)
         return buffer
 
@@ -114,7 +114,7 @@ def test_login_renew_read_and_revoke_log_no_secret(
     log_output: LogOutput, root: hvac.Client, kv2_mount: str, make_approle: ApproleFactory, make_session: SessionFactory
 ) -> None:
     """A whole session's log lines name methods, mounts and paths, never the secret id, token or password."""
-    buffer = log_output("json")
+    buffer = log_output("json", "debug")  # vault.read is a debug line
     policy_name = "read-" + kv2_mount
     root.sys.create_or_update_policy(policy_name, f'path "{kv2_mount}/data/*" {{ capabilities = ["read"] }}')
     root.secrets.kv.v2.create_or_update_secret(
