@@ -4,31 +4,45 @@ Work is handed out in parts, each prepared (e.g. its leases claimed and states l
 round trip for the whole part) just before the pool needs it: a part is prepared when fewer
 than half the pool's threads' worth of work is still waiting to start, so a thread seldom
 waits for a preparation and nothing prepared waits long for a thread.
+
+The threads are the pool's own, serving one queue in arrival order (concurrent sweeps
+interleave as their parts arrive). A handed-out rotation is a tuple on that queue, not a
+``Future``: ``ThreadPoolExecutor.submit`` costs a ``Future`` (a ``Condition`` and its lock),
+a work item and a ``Semaphore`` probe per call, which in a sweep of 5,000 rotations was about
+a tenth of the engine's own CPU (``bench/engine.py``, docs/performance.md).
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future
+from queue import SimpleQueue
+from typing import Any, Generic, TypeVar
 
 from service.model import RotationKey
 
 T = TypeVar("T")
 P = TypeVar("P")
 
+_Task = tuple[Callable[..., None], tuple[Any, ...]]
+
 
 class Pool:
     """``max_concurrency`` rotation threads; at most a target's limit of calls to one AI Core tenant at once."""
 
     def __init__(self, *, max_concurrency: int, per_target: int, target_limits: Mapping[str, int]) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="rotation")
         self._threads = max_concurrency
         self._per_target = per_target
         self._limits = dict(target_limits)
         self._slots_lock = threading.Lock()
         self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._tasks: SimpleQueue[_Task | None] = SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._workers_lock = threading.Lock()
+        self._submitted = 0  # ``submit`` calls not finished yet: the threads they need
+        self._closed = False
 
     def map_by_target(
         self,
@@ -43,22 +57,41 @@ class Pool:
         ``prepare(positions)`` runs in the caller's thread for each part of at most ``part``
         positions, in the order they are handed out, just before the pool needs them; an
         exception from it propagates (prepare should turn its failures into values).
-        Results come back in ``keys`` order.
+        Results come back in ``keys`` order; an exception from ``work`` is raised here once
+        every handed-out call has finished.
         """
+        if not keys:
+            return []
+        self._grow(len(keys))
         order = interleave_by_target(keys)
-        futures: dict[int, Future[T]] = {}
-        waiting = _Waiting()
+        batch: _Batch[P, T] = _Batch(work, total=len(keys))
         for at in range(0, len(order), max(part, 1)):
-            waiting.until_at_most(self._threads // 2)
+            batch.until_waiting_at_most(self._threads // 2)
             positions = order[at : at + part]
             prepared = prepare(positions)
-            for index in positions:
-                waiting.add()
-                futures[index] = self._executor.submit(waiting.started(work), index, prepared[index])
-        return [futures[index].result() for index in range(len(keys))]
+            batch.handed_out(len(positions))
+            self._put([(batch.run, (index, prepared[index])) for index in positions])
+        return batch.results()
 
     def submit(self, work: Callable[[], T]) -> Future[T]:
-        return self._executor.submit(work)
+        """``work()`` on one of the pool's threads, its result (or exception) in the returned future."""
+        future: Future[T] = Future()
+        with self._workers_lock:
+            self._submitted += 1
+        self._grow(self._submitted)
+        self._put([(self._run_submitted, (future, work))])
+        return future
+
+    def _run_submitted(self, future: Future[T], work: Callable[[], T]) -> None:
+        try:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(work())
+                except BaseException as e:  # noqa: BLE001 (handed to the caller through the future)
+                    future.set_exception(e)
+        finally:
+            with self._workers_lock:
+                self._submitted -= 1
 
     def slot(self, target: str) -> threading.BoundedSemaphore:
         """The semaphore that bounds calls to one target (``with pool.slot(target): ...``)."""
@@ -68,7 +101,88 @@ class Pool:
             return self._slots[target]
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        """Let the queued work finish, then stop the threads."""
+        with self._workers_lock:
+            self._closed = True
+            workers = list(self._workers)
+        for _ in workers:
+            self._tasks.put(None)
+        for worker in workers:
+            worker.join()
+
+    def _put(self, tasks: list[_Task]) -> None:
+        """Queue ``tasks``, or raise if the pool is closed (nothing queued after ``close`` would run)."""
+        with self._workers_lock:
+            if self._closed:
+                raise RuntimeError("the rotation pool is closed")
+            for task in tasks:
+                self._tasks.put(task)
+
+    def _grow(self, wanted: int) -> None:
+        """Start threads (never more than ``max_concurrency``) until there are ``wanted``."""
+        with self._workers_lock:
+            if self._closed:
+                raise RuntimeError("the rotation pool is closed")
+            while len(self._workers) < min(wanted, self._threads):
+                worker = threading.Thread(target=self._serve, name=f"rotation_{len(self._workers)}", daemon=True)
+                worker.start()
+                self._workers.append(worker)
+
+    def _serve(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            call, args = task
+            call(*args)
+            # An idle thread keeps no reference to its last task: the sweep's scope (and the
+            # credentials it read) must go when the sweep returns (tests/unit/security).
+            del task, call, args
+
+
+class _Batch(Generic[P, T]):
+    """One ``map_by_target`` call: its results by position, and how many calls wait to start or to end."""
+
+    def __init__(self, work: Callable[[int, P], T], *, total: int) -> None:
+        self._work = work
+        self._results: dict[int, T] = {}
+        self._failure: BaseException | None = None
+        self._lock = threading.Lock()
+        self._waiting = 0  # handed out, not started
+        self._wanted = -1  # the count the feeder waits for (-1: nobody waits)
+        self._room = threading.Event()
+        self._total = total
+        self._finished = itertools.count(1)  # next() is atomic: the call that draws ``total`` was the last
+        self._done = threading.Event()
+
+    def handed_out(self, count: int) -> None:
+        with self._lock:
+            self._waiting += count
+
+    def until_waiting_at_most(self, count: int) -> None:
+        with self._lock:
+            if self._waiting <= count:
+                return
+            self._wanted = count
+            self._room.clear()
+        self._room.wait()
+
+    def run(self, index: int, prepared: P) -> None:
+        with self._lock:
+            self._waiting -= 1
+            if self._waiting == self._wanted:
+                self._wanted = -1
+                self._room.set()
+        try:
+            self._results[index] = self._work(index, prepared)
+        except BaseException as e:  # noqa: BLE001 (raised again in the caller's thread)
+            self._failure = self._failure or e
+        finally:
+            if next(self._finished) == self._total:
+                self._done.set()
+
+    def results(self) -> list[T]:
+        self._done.wait()
+        if self._failure is not None:
+            raise self._failure
+        return [self._results[index] for index in range(self._total)]
 
 
 def interleave_by_target(keys: Sequence[RotationKey]) -> list[int]:
@@ -83,32 +197,3 @@ def interleave_by_target(keys: Sequence[RotationKey]) -> list[int]:
     queues = sorted(by_target.values(), key=len, reverse=True)
     rounds = len(queues[0]) if queues else 0
     return [queue[turn] for turn in range(rounds) for queue in queues if turn < len(queue)]
-
-
-class _Waiting:
-    """How many handed-out calls have not started yet; the feeder waits for it to drop."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._wanted = -1  # the count the feeder waits for (-1: nobody waits)
-        self._changed = threading.Condition()
-
-    def add(self) -> None:
-        with self._changed:
-            self._count += 1
-
-    def until_at_most(self, count: int) -> None:
-        with self._changed:
-            self._wanted = count
-            self._changed.wait_for(lambda: self._count <= count)
-            self._wanted = -1
-
-    def started(self, work: Callable[[int, P], T]) -> Callable[[int, P], T]:
-        def run(index: int, prepared: P) -> T:
-            with self._changed:
-                self._count -= 1
-                if self._count <= self._wanted:
-                    self._changed.notify()
-            return work(index, prepared)
-
-        return run
