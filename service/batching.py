@@ -19,13 +19,28 @@ R = TypeVar("R")
 
 
 class _Slot(Generic[T, R]):
-    __slots__ = ("done", "error", "item", "result")
+    """One caller's item and, once its batch ran, its result or the batch's error.
+
+    The caller waits on a lock the slot holds from birth and the leader releases: one
+    C-level lock per call, where an ``Event`` is a ``Condition`` with a lock of its own and
+    a waiter lock made at each wait (a batched call was three of them).
+    """
+
+    __slots__ = ("_ready", "error", "item", "result")
 
     def __init__(self, item: T) -> None:
         self.item = item
-        self.done = threading.Event()
+        self._ready = threading.Lock()
+        self._ready.acquire()
         self.result: R | None = None
         self.error: BaseException | None = None
+
+    def done(self) -> None:
+        """Hand the result (or error) over: wakes the caller, once."""
+        self._ready.release()
+
+    def wait(self) -> None:
+        self._ready.acquire()
 
 
 class Batcher(Generic[T, R]):
@@ -46,7 +61,7 @@ class Batcher(Generic[T, R]):
             self._leading = True
         if lead:
             self._lead()
-        slot.done.wait()
+        slot.wait()
         if slot.error is not None:
             raise slot.error
         return slot.result  # type: ignore[return-value]  # set by the leader before done
@@ -70,4 +85,4 @@ class Batcher(Generic[T, R]):
             for slot in batch:
                 slot.error = e
         for slot in batch:
-            slot.done.set()
+            slot.done()
