@@ -1,21 +1,22 @@
-"""Idle ``http.client`` keep-alive connections per origin, for the adapters' direct routes (stdlib only).
+"""Idle keep-alive connections (``http11.Channel``) per origin, for the adapters' direct routes (stdlib only).
 
 Vault's transport (``vault/transport.py``) and AI Core's (``aicore/direct.py``) both keep the
 connections they finished with, as urllib3's and httpcore's pools did, and both must not
 send on one the server has closed meanwhile (an idle timeout at Vault, AI Core or a load
 balancer): a kept connection is handed out again only while it is younger than ``expiry``
 and its socket is not readable (an idle keep-alive socket that is readable has been closed,
-or is sending junk). The close can still race with the next send; each adapter decides what
-that means for its requests.
+or is sending junk), nor has it received anything past its last answer. The close can still
+race with the next send; each adapter decides what that means for its requests.
 """
 
 from __future__ import annotations
 
-import http.client
 import select
 import threading
 import time
 from collections.abc import Callable, Hashable
+
+from service.http11 import Channel
 
 
 class KeptConnections:
@@ -25,10 +26,10 @@ class KeptConnections:
         self._max = max_kept
         self._expiry = expiry
         self._clock = clock
-        self._idle: dict[Hashable, list[tuple[http.client.HTTPConnection, float]]] = {}
+        self._idle: dict[Hashable, list[tuple[Channel, float]]] = {}
         self._lock = threading.Lock()
 
-    def take(self, origin: Hashable) -> http.client.HTTPConnection | None:
+    def take(self, origin: Hashable) -> Channel | None:
         """A kept connection that is still fresh and still open, or None; stale ones are closed on the way."""
         now = self._clock()
         while True:
@@ -41,11 +42,9 @@ class KeptConnections:
                 return connection
             connection.close()
 
-    def settle(
-        self, origin: Hashable, connection: http.client.HTTPConnection, response: http.client.HTTPResponse
-    ) -> bool:
+    def settle(self, origin: Hashable, connection: Channel, *, will_close: bool) -> bool:
         """After a whole answer: keep the connection unless the server closes it; False when kept ones were full."""
-        if response.will_close:
+        if will_close:
             connection.close()
             return True
         with self._lock:
@@ -65,9 +64,9 @@ class KeptConnections:
                 connection.close()
 
 
-def closed_by_peer(connection: http.client.HTTPConnection) -> bool:
-    """Whether an idle connection can no longer be used: no socket, or a readable one (EOF or junk)."""
-    if connection.sock is None:
+def closed_by_peer(connection: Channel) -> bool:
+    """Whether an idle connection can no longer be used: no socket, bytes past its last answer, or a readable socket."""
+    if connection.sock is None or connection.buffered:
         return True
     poller = select.poll()
     poller.register(connection.sock, select.POLLIN)

@@ -1,4 +1,4 @@
-"""An ``httpx`` transport over ``http.client`` keep-alive connections, for a target reached without a proxy.
+"""An ``httpx`` transport over keep-alive connections of our own (``service.http11``), for a target without a proxy.
 
 ``httpx.HTTPTransport`` (httpcore over h11, both pure Python) costs about twice the CPU of
 ``http.client`` per PATCH on this project's machine (docs/performance.md): h11's
@@ -6,7 +6,9 @@ event machinery, httpcore's pool and its locks, and the sync stream wrappers. A 
 API calls need none of it: one origin, HTTP/1.1, a bounded number of callers (the
 per-target slots). ``DirectTransport`` keeps the httpx contract the client is written
 against (``handle_request`` takes an ``httpx.Request`` and returns an ``httpx.Response``,
-failures are httpx's exceptions) and leaves the rest to the standard library:
+failures are httpx's exceptions) and leaves the exchange to ``service.http11`` (the standard
+library's sockets; a PATCH's head goes out in one ``sendall``, its answer is parsed without
+``http.client``'s ``email.parser``):
 
 - connections are kept per origin (``service.keepalive``), up to ``max_keepalive``, and
   dropped after ``keepalive_expiry`` seconds idle (httpx's ``Limits``); a kept connection
@@ -25,13 +27,13 @@ A proxied target keeps ``httpx.HTTPTransport`` (``client.build_client``).
 from __future__ import annotations
 
 import http.client
-import socket
 import ssl
 import time
 from collections.abc import Callable
 
 import httpx
 
+from service import http11
 from service.keepalive import KeptConnections
 
 _Origin = tuple[str, str, int]
@@ -55,57 +57,53 @@ class DirectTransport(httpx.BaseTransport):
         url = request.url
         origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         timeouts = request.extensions.get("timeout", {})
-        connection = self._kept.take(origin) or self._open(origin, timeout=timeouts.get("connect"))
         body = request.read()
+        try:
+            # httpx's headers (Host first), the body's length where it sends one: what the server gets is unchanged
+            request_head = http11.head(request.method, url.raw_path.decode("ascii"), _headers(request.headers.raw))
+        except ValueError as e:
+            raise httpx.LocalProtocolError(str(e), request=request) from None
+        connection = self._kept.take(origin) or self._open(origin, timeout=timeouts.get("connect"))
         phase = "write"
         try:
+            assert connection.sock is not None, "a taken or new channel is open"
             connection.sock.settimeout(timeouts.get("read"))
-            connection.putrequest(
-                request.method, url.raw_path.decode("ascii"), skip_host=True, skip_accept_encoding=True
-            )
-            for name, value in request.headers.raw:
-                connection.putheader(name, value)
-            connection.endheaders(body or None)
+            connection.send(request_head + body if body else request_head)
             phase = "read"
-            response = connection.getresponse()
-            content = response.read()
+            answer = http11.read_answer(connection, method=request.method)
         except (OSError, http.client.HTTPException) as e:
             connection.close()
             raise _exchange_failure(e, phase=phase, request=request) from e
         except BaseException:
             connection.close()
             raise
-        self._kept.settle(origin, connection, response)
+        self._kept.settle(origin, connection, will_close=answer.will_close)
         return httpx.Response(
-            response.status,
-            headers=response.getheaders(),
-            stream=httpx.ByteStream(content),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode("latin-1")},
+            answer.status,
+            headers=answer.headers.raw,
+            stream=httpx.ByteStream(answer.content),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason.encode("latin-1")},
             request=request,
         )
 
-    def _open(self, origin: _Origin, *, timeout: float | None) -> http.client.HTTPConnection:
+    def _open(self, origin: _Origin, *, timeout: float | None) -> http11.Channel:
         scheme, host, port = origin
-        connection: http.client.HTTPConnection
-        if scheme == "https":
-            connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context)
-        elif scheme == "http":
-            connection = http.client.HTTPConnection(host, port, timeout=timeout)
-        else:
+        if scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"request URL has an unsupported protocol '{scheme}://'")
+        context = self._context if scheme == "https" else None
         try:
-            connection.connect()
-            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return http11.Channel.open(host, port, context=context, timeout=timeout)
         except TimeoutError as e:
-            connection.close()
             raise httpx.ConnectTimeout(f"connect timed out ({type(e).__name__})") from e
         except OSError as e:  # refused, unreachable, DNS, TLS handshake or verification (ssl.SSLError)
-            connection.close()
             raise httpx.ConnectError(f"cannot connect ({type(e).__name__})") from e
-        return connection
 
     def close(self) -> None:
         self._kept.close()
+
+
+def _headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
 
 
 def _exchange_failure(error: BaseException, *, phase: str, request: httpx.Request) -> httpx.TransportError:

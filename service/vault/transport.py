@@ -28,7 +28,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ import urllib3.exceptions
 import urllib3.util
 from urllib3.util.ssl_ import create_urllib3_context
 
+from service import http11
 from service.errors import ConfigError, ConfigIssue
 from service.keepalive import KeptConnections
 from service.logs import get_logger
@@ -123,7 +123,7 @@ VAULT = "vault"  # the one origin of a Connections
 
 
 class Connections:
-    """Keep-alive ``http.client`` connections to one Vault address reached without a proxy.
+    """Keep-alive connections (``service.http11``) to one Vault address reached without a proxy.
 
     urllib3's ``urlopen`` costs about as much CPU again as the ``http.client`` exchange
     under it (its ``Timeout`` and ``Retry`` objects, the dropped-connection poll, the
@@ -139,26 +139,32 @@ class Connections:
 
     def __init__(self, address: str, *, context: ssl.SSLContext | None, max_connections: int, timeout: float):
         parts = urllib3.util.parse_url(address)
-        self._host = parts.host or ""
-        self._port = parts.port
+        host = parts.host or ""
+        self._host = host.strip("[]")  # an IPv6 literal is connected to without its brackets
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._context = context if parts.scheme == "https" else None
         self._timeout = timeout
         self._kept = KeptConnections(max_kept=max_connections, expiry=KEEPALIVE_EXPIRY_S)
-        # What the urllib3 pool sent: Vault's audit log reads alike either way.
-        self._agent = f"python-urllib3/{importlib.metadata.version('urllib3')}"
+        # What http.client sent before (the Host, Accept-Encoding and User-Agent of urllib3's
+        # pool): Vault's audit log reads alike either way.
+        self._fixed = [
+            ("Host", host if parts.port is None else f"{host}:{parts.port}"),
+            ("Accept-Encoding", "identity"),
+            ("User-Agent", f"python-urllib3/{importlib.metadata.version('urllib3')}"),
+        ]
 
     def exchange(self, method: str, target: str, *, body: bytes | None, headers: Mapping[str, str]) -> Reply:
         """One request and its whole answer; the connection is kept for the next one unless Vault closes it."""
-        sent = {"User-Agent": self._agent, **headers}
         problem: urllib3.exceptions.HTTPError
         try:
+            request = self._head(method, target, body, headers)
             connection, reused = self._take()
             try:
-                return self._exchange(connection, method, target, body, sent)
+                return self._exchange(connection, method, request, body)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 if not reused or method not in IDEMPOTENT:
                     raise
-            return self._exchange(self._open(), method, target, body, sent)  # the kept one was stale: once more
+            return self._exchange(self._open(), method, request, body)  # the kept one was stale: once more
         except urllib3.exceptions.HTTPError as e:  # raised by _open: the connection was never made
             problem = e
         except ssl.SSLError as e:
@@ -169,51 +175,37 @@ class Connections:
             problem = urllib3.exceptions.ProtocolError(f"Connection aborted ({type(e).__name__})")
         raise problem  # outside the except blocks: nothing of the exchange rides along as __context__
 
-    def _exchange(
-        self,
-        connection: http.client.HTTPConnection,
-        method: str,
-        target: str,
-        body: bytes | None,
-        headers: dict[str, str],
-    ) -> Reply:
+    def _head(self, method: str, target: str, body: bytes | None, headers: Mapping[str, str]) -> bytes:
+        sent = [*self._fixed, *headers.items()]
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            sent.append(("Content-Length", str(len(body or b""))))
+        return http11.head(method, target, sent)
+
+    def _exchange(self, connection: http11.Channel, method: str, request: bytes, body: bytes | None) -> Reply:
         try:
-            connection.request(method, target, body=body, headers=headers)
-            response = connection.getresponse()
-            content = response.read()
+            answer = http11.exchange(connection, request, body, method=method)
         except BaseException:
             connection.close()
             raise
-        if not self._kept.settle(VAULT, connection, response):
+        if not self._kept.settle(VAULT, connection, will_close=answer.will_close):
             log.warning("vault.connection_discarded", reason="more concurrent readers than vault connections kept")
-        return Reply(status_code=response.status, headers=response.headers, content=content)
+        return Reply(status_code=answer.status, headers=answer.headers, content=answer.content)
 
-    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+    def _take(self) -> tuple[http11.Channel, bool]:
         kept = self._kept.take(VAULT)
         return (kept, True) if kept is not None else (self._open(), False)
 
-    def _open(self) -> http.client.HTTPConnection:
-        """A connected connection; urllib3's exceptions for what urllib3 would have raised while connecting."""
-        connection: http.client.HTTPConnection
-        if self._context is not None:
-            connection = http.client.HTTPSConnection(
-                self._host, self._port, timeout=self._timeout, context=self._context
-            )
-        else:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+    def _open(self) -> http11.Channel:
+        """A connected channel; urllib3's exceptions for what urllib3 would have raised while connecting."""
         problem: urllib3.exceptions.HTTPError
         try:
-            connection.connect()
-            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return http11.Channel.open(self._host, self._port, context=self._context, timeout=self._timeout)
         except ssl.SSLError as e:
             problem = urllib3.exceptions.SSLError(f"TLS handshake failed ({e.reason or type(e).__name__})")
         except TimeoutError:
             problem = urllib3.exceptions.ConnectTimeoutError(f"connect timed out ({self._timeout:g} s)")
         except OSError as e:
             problem = urllib3.exceptions.NewConnectionError(None, f"cannot connect ({type(e).__name__})")  # type: ignore[arg-type]
-        else:
-            return connection
-        connection.close()
         raise problem
 
     def close(self) -> None:
