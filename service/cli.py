@@ -398,6 +398,9 @@ def cmd_once(args: argparse.Namespace) -> int:
             refuse_paused(app, request)
         if not args.dry_run:
             app.rotator.recover(settings.spec_pairs())
+        from service import collector
+
+        collector.settle()  # start-up is done: the configuration and the app live until exit
         report = app.rotator.sweep(request)
     from service.report import render_results
 
@@ -570,9 +573,11 @@ def _handler_key(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from service import collector
     from service.hardening import disable_core_dumps
 
     disable_core_dumps()  # before any credential is read: a crash must not write them to disk
+    collector.tune()
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     key = _handler_key(args)

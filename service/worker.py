@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from service import logs
+from service import collector, logs
 from service.app import App
 from service.config import Settings
 from service.errors import ConfigError, DependencyUnavailable, RotatorError
@@ -117,6 +117,7 @@ class Worker:
         self._recover()
         self._schedule()
         self._export_health()  # the stale flags from the start, not HEALTH_EVERY later
+        collector.settle()  # start-up is done: the configuration, its jobs and the app live until exit
         self.scheduler.start()
         self._catch_up()  # after start: the regular jobs know their next run times
         self._scheduling.set()
@@ -198,6 +199,7 @@ class Worker:
         for job in (*plan.add, *plan.replace):
             self._add_job(job)
         self._reschedule_rechecks()
+        collector.settle()  # the replaced configuration is collected, the new one left out of collections
         log.info(
             "config.reloaded",
             file=str(self._config_path),

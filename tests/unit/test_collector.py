@@ -1,0 +1,57 @@
+"""``service.collector``: fewer young collections, and start-up's objects out of later ones."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from service import collector
+
+
+@pytest.fixture(autouse=True)
+def _restore() -> Iterator[None]:
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def _cycle() -> weakref.ref[_Node]:
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+def test_tune_raises_only_the_young_threshold() -> None:
+    gc.set_threshold(700, 10, 10)
+    collector.tune()
+    assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, 10, 10)
+
+
+def test_settle_leaves_what_lives_now_out_of_collections() -> None:
+    kept = _cycle()  # garbage already: settle's own collection frees it
+    live = [_Node() for _ in range(10)]
+    collector.settle()
+    assert kept() is None
+    assert gc.get_freeze_count() >= len(live)
+
+
+def test_settle_again_collects_garbage_frozen_before() -> None:
+    """A reload settles again: a replaced configuration frozen at start-up is collected then."""
+    holder = [_Node(), _Node()]
+    holder[0].other, holder[1].other = holder[1], holder[0]
+    old = weakref.ref(holder[0])
+    collector.settle()
+    del holder
+    gc.collect()
+    assert old() is not None  # frozen: no collection sees it
+    collector.settle()
+    assert old() is None
