@@ -66,8 +66,8 @@ class DirectTransport(httpx.BaseTransport):
         connection = self._kept.take(origin) or self._open(origin, timeout=timeouts.get("connect"))
         phase = "write"
         try:
-            assert connection.sock is not None, "a taken or new channel is open"
-            connection.sock.settimeout(timeouts.get("read"))
+            read = timeouts.get("read")
+            connection.set_timeouts(read=read, write=timeouts.get("write", read))
             connection.send(request_head + body if body else request_head)
             phase = "read"
             answer = http11.read_answer(connection, method=request.method)
