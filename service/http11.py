@@ -26,7 +26,7 @@ import http.client
 import socket
 import ssl
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 MAX_LINE = 65536  # http.client's _MAXLINE
@@ -54,9 +54,9 @@ class Channel:
     def __init__(self, sock: socket.socket, *, timeout: float | None = None) -> None:
         self.sock: socket.socket | None = sock
         self._buffer = bytearray()
-        self._tls: ssl.SSLObject | None = None
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
+        self._tls: ssl.SSLObject | None = None  # with its two BIOs, made by the handshake
+        self._incoming: ssl.MemoryBIO | None = None
+        self._outgoing: ssl.MemoryBIO | None = None
         self._timeouts: tuple[float | None, float | None] | None = None
         sock.settimeout(None)  # blocking; the kernel enforces the timeouts
         self.set_timeouts(read=timeout, write=timeout)
@@ -87,8 +87,9 @@ class Channel:
     @property
     def buffered(self) -> int:
         """Bytes received past the last answer (an idle connection with any is not used again)."""
-        pending = self._incoming.pending + (self._tls.pending() if self._tls is not None else 0)
-        return len(self._buffer) + pending
+        if self._tls is None or self._incoming is None:
+            return len(self._buffer)
+        return len(self._buffer) + self._incoming.pending + self._tls.pending()
 
     def close(self) -> None:
         if self.sock is not None:
@@ -104,6 +105,7 @@ class Channel:
         self._flush()
 
     def _handshake(self, context: ssl.SSLContext, host: str) -> None:
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._tls = tls = context.wrap_bio(self._incoming, self._outgoing, server_hostname=host)
         while True:
             try:
@@ -117,10 +119,11 @@ class Channel:
 
     def _flush(self) -> None:
         """Send what TLS has written to the outgoing BIO."""
-        if self._outgoing.pending:
+        if self._outgoing is not None and self._outgoing.pending:
             self._send_raw(self._outgoing.read())
 
     def _receive_tls(self) -> bool:
+        assert self._incoming is not None, "after the handshake began"
         data = self._recv_raw()
         if data:
             self._incoming.write(data)
@@ -193,8 +196,7 @@ class Channel:
                 return self._tls.read(_CHUNK)
             except ssl.SSLWantReadError:
                 self._flush()  # a post-handshake message may want an answer
-                if not self._receive_tls():
-                    continue  # the BIO has its end now: the next read says how the session ended
+                self._receive_tls()  # at the connection's end the BIO gets its EOF: the next read says how it ended
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                 return b""  # a ragged end reads as the end, as SSLSocket's suppress_ragged_eofs does
 
@@ -217,13 +219,6 @@ class Fields:
 
     def get(self, name: str, default: str = "", /) -> str:
         return self._first.get(name.lower(), default)
-
-    def get_all(self, name: str) -> list[str]:
-        wanted = name.lower()
-        return [value for key, value in self.raw if key.lower() == wanted]
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self.raw)
 
 
 @dataclass(frozen=True, slots=True)
