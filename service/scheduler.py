@@ -43,10 +43,70 @@ class ScheduleConfig(Protocol):
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+# Crontab's day-of-week numbers: 0 and 7 are Sunday. APScheduler 3 reads numbers as 0 = Monday
+# (its issue 286, fixed only in 4.x), so "1-5", weekdays in any crontab, ran Tuesday to Saturday.
+CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def crontab(expression: str, timezone: str = "UTC") -> CronTrigger:
+    """A five-field crontab expression as crontab(5) reads it, as an APScheduler trigger.
+
+    The day-of-week field is handed to APScheduler as day names, which it reads as crontab
+    does. An expression that restricts both the day of the month and the day of the week is
+    refused: crontab runs on either, APScheduler only when both match.
+    """
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"a cron expression has 5 fields (minute hour day month weekday), got {len(fields)}")
+    if fields[2] != "*" and fields[4] != "*":
+        raise ValueError(
+            "restricts both the day of the month and the day of the week; crontab runs on either,"
+            " this scheduler only on days matching both: restrict one of them"
+        )
+    return CronTrigger(
+        minute=fields[0],
+        hour=fields[1],
+        day=fields[2],
+        month=fields[3],
+        day_of_week=weekday_names(fields[4]),
+        timezone=timezone,
+    )
+
+
+def weekday_names(field: str) -> str:
+    """A crontab day-of-week field (numbers 0-7, names, ranges, lists, steps) as a list of day names."""
+    if field == "*":
+        return field
+    days: set[int] = set()
+    for part in field.split(","):
+        span, slash, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() else 0
+        if slash and step < 1:
+            raise ValueError(f"day of week {part!r}: the step after '/' must be a whole number of 1 or more")
+        if span == "*":
+            first, last = 0, 6
+        else:
+            start, dash, end = span.partition("-")
+            first = _weekday(start)
+            last = _weekday(end) if dash else (7 if slash else first)  # "1/2": from Monday on, every other day
+        if first > last:
+            raise ValueError(f"day of week {span!r} runs backwards; crontab ranges go from low to high")
+        days.update(day % 7 for day in range(first, last + 1, step or 1))
+    return ",".join(CRON_WEEKDAYS[day] for day in sorted(days))
+
+
+def _weekday(text: str) -> int:
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    if text.lower() in CRON_WEEKDAYS:
+        return CRON_WEEKDAYS.index(text.lower())
+    raise ValueError(f"day of week {text!r} is neither 0-7 (0 and 7 are Sunday) nor a name (sun, mon, ...)")
+
+
 def cron_problem(expression: str, timezone: str = "UTC") -> str | None:
     """Why a five-field cron expression (or its time zone) is invalid, or None."""
     try:
-        CronTrigger.from_crontab(expression, timezone=timezone)
+        crontab(expression, timezone)
     except (ValueError, KeyError, LookupError) as e:
         return str(e) or type(e).__name__
     return None
@@ -55,7 +115,7 @@ def cron_problem(expression: str, timezone: str = "UTC") -> str | None:
 @functools.lru_cache(maxsize=256)
 def _crontab(expression: str, timezone: str) -> CronTrigger:
     """A parsed cron trigger (parsing costs about 0.3 ms; windows ask for the same few again and again)."""
-    return CronTrigger.from_crontab(expression, timezone=timezone)
+    return crontab(expression, timezone)
 
 
 def cron_start(expression: str, timezone: str, *, at_or_after: datetime) -> datetime | None:
@@ -81,7 +141,7 @@ def reach_problem(schedule: ScheduleConfig, *, now: datetime) -> str | None:
             return "runs less than once a year"
         return None
     assert schedule.cron is not None
-    trigger = CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
+    trigger = crontab(schedule.cron, schedule.timezone)
     first: datetime | None = trigger.get_next_fire_time(None, now)
     if first is None:
         return "never runs: no date matches it"
@@ -140,7 +200,7 @@ def trigger_for(schedule: ScheduleConfig, name: str, *, with_jitter: bool = True
         )
         return GridTrigger(grid, jitter=jitter)
     assert schedule.cron is not None
-    cron = CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
+    cron = crontab(schedule.cron, schedule.timezone)
     return GridTrigger(cron, phase(name, schedule.max_phase), jitter)
 
 
