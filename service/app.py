@@ -76,7 +76,9 @@ class App:
         self._stores: dict[str, AICoreClient] = {}
         self._stores_lock = threading.Lock()
         self._pairs: tuple[Settings | None, dict[RotationKey, SecretConfig]] = (None, {})
-        self._periods: dict[tuple[object, str, datetime], timedelta] = {}
+        self._periods: dict[tuple[object, str], timedelta] = {}  # cron periods of the hour below
+        self._periods_hour: datetime | None = None
+        self._allowances: dict[tuple[object, timedelta], timedelta] = {}  # per ``every`` and grace
 
     # --- secrets ------------------------------------------------------------------
 
@@ -304,19 +306,29 @@ class App:
     def stale_allowance(self, secret: SecretConfig) -> timedelta:
         """How old a pair's last success may be: its schedule's period plus the misfire grace.
 
-        A cron's period is worked out at most once an hour per (schedule, name): the worker asks
-        for every pair every minute, and 5,000 cron computations a minute would keep it busy.
+        An ``every`` schedule's allowance is one value for all its pairs. A cron's period is
+        worked out at most once an hour per (schedule, name): the worker asks for every pair
+        every 10 minutes, and 5,000 cron computations each time would keep it busy. Only the
+        current hour's periods are kept (a week of hours kept was 5,000 entries per hour).
         """
+        schedule = self.settings.schedule_of(secret)
+        grace = self.settings.rotation.misfire_grace
+        if schedule.every is not None:
+            allowance = self._allowances.get((schedule, grace))
+            if allowance is None:
+                allowance = self._allowances[(schedule, grace)] = schedule.every + grace
+            return allowance
         from service.scheduler import period_of
 
-        schedule, now = self.settings.schedule_of(secret), self.clock()
-        key = (schedule, secret.name, now.replace(minute=0, second=0, microsecond=0))
+        now = self.clock()
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        if hour != self._periods_hour:
+            self._periods_hour, self._periods = hour, {}
+        key = (schedule, secret.name)
         period = self._periods.get(key)
         if period is None:
-            if len(self._periods) > 100_000:
-                self._periods.clear()
             period = self._periods[key] = period_of(schedule, secret.name, now)
-        return period + self.settings.rotation.misfire_grace
+        return period + grace
 
     @cached_property
     def anchor_signer(self) -> Signer | None:
