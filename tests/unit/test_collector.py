@@ -55,3 +55,42 @@ def test_settle_again_collects_garbage_frozen_before() -> None:
     assert old() is not None  # frozen: no collection sees it
     collector.settle()
     assert old() is None
+
+
+ARENAS_PROGRAM = """
+import ctypes, sys, threading
+from service import collector
+if sys.argv[1] == "capped":
+    assert collector.cap_malloc_arenas(2)
+barrier = threading.Barrier(8)
+def work():
+    kept = [bytes(2000) for _ in range(200)]  # over pymalloc's 512 bytes: glibc's malloc serves them
+    barrier.wait()  # all eight alive at once: none hands its arena on to the next
+threads = [threading.Thread(target=work) for _ in range(8)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+ctypes.CDLL(None).malloc_stats()  # one "Arena N:" block per arena, on stderr
+"""
+
+
+def _arenas(mode: str) -> int:
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS_PROGRAM, mode], capture_output=True, text=True, timeout=60, env=env, check=True
+    )
+    return done.stderr.count("Arena ")
+
+
+def test_malloc_arenas_are_capped_for_threads_started_after() -> None:
+    """Eight threads that malloc get arenas of their own by default; after the cap they share two."""
+    assert _arenas("default") > 2
+    assert _arenas("capped") == 2
+
+
+def test_an_operators_malloc_arena_max_stands(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert collector.cap_malloc_arenas(2) is False
