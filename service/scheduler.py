@@ -191,14 +191,33 @@ class GridTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler 3 ships no 
         return f"{self.inner} + {self.offset}"
 
 
+class EveryTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler 3 ships no type hints
+    """Fires at ``start + k * period`` (k a whole number), plus random jitter that never accumulates.
+
+    What ``GridTrigger`` over an ``IntervalTrigger`` did, in whole microseconds and without the
+    inner trigger: one small object per job instead of two (5,000 jobs: about 1 MB).
+    """
+
+    def __init__(self, start: datetime, period: timedelta, jitter: int | None = None) -> None:
+        self.start = start
+        self.period = period
+        self.jitter = jitter
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        after = previous_fire_time + timedelta(microseconds=1) if previous_fire_time else now
+        steps = max(0, -((self.start - after) // self.period))  # ceil((after - start) / period), none before start
+        fire_time: datetime = self._apply_jitter(self.start + self.period * steps, self.jitter, now)
+        return fire_time
+
+    def __str__(self) -> str:
+        return f"every {self.period} from {self.start.isoformat()}"
+
+
 def trigger_for(schedule: ScheduleConfig, name: str, *, with_jitter: bool = True) -> BaseTrigger:
     """The APScheduler trigger of one secret's schedule."""
     jitter = (int(schedule.jitter.total_seconds()) or None) if with_jitter else None
     if schedule.every is not None:
-        grid = IntervalTrigger(
-            seconds=schedule.every.total_seconds(), start_date=EPOCH + phase(name, schedule.every), timezone=UTC
-        )
-        return GridTrigger(grid, jitter=jitter)
+        return EveryTrigger(EPOCH + phase(name, schedule.every), schedule.every, jitter)
     assert schedule.cron is not None
     cron = crontab(schedule.cron, schedule.timezone)
     return GridTrigger(cron, phase(name, schedule.max_phase), jitter)
