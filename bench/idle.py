@@ -9,6 +9,7 @@ fresh database, one `rotator once` to fill it (its CPU is not what is measured h
 `rotator run` watched for --idle-s seconds after `worker.started` + --settle-s: its CPU
 (utime + stime from /proc), RSS, threads and the sweeps it logged meanwhile (the scheduled
 ticks of pairs whose phase fell in the window). Without --src it measures this checkout.
+ROTATOR_BENCH_PYTHON names the interpreter the rotator runs on (bench/once.py says why).
 Prints a table and writes JSON to bench/results/.
 """
 
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.once import REPO, RESULTS, World, durable_server, idle_run, timed_once, world_scene
+from bench.once import REPO, RESULTS, ROTATOR_PYTHON, World, durable_server, idle_run, timed_once, world_scene
 from bench.sweep import Layout, seed_sources
 
 
@@ -71,6 +72,7 @@ def main() -> None:
     args.src = [src.resolve() for src in args.src or [REPO]]
     results = measure(args)
     print(f"\nidle `rotator run`, {args.tenants * args.secrets_per_tenant} pairs every 6h, {args.idle_s:g} s:")
+    print(f"(the rotator on {ROTATOR_PYTHON})")
     print(f"{'checkout':<40} {'CPU % of a core (median; runs)':<36} RSS MB (median)")
     for src, runs in results.items():
         cpu = [run["cpu_pct_of_core"] for run in runs]

@@ -60,6 +60,11 @@ TARGETS = {"once_cpu_ms_per_write": 1.5, "once_cpu_ms_per_unchanged": 0.7, "spee
 IDLE_RSS_TARGET_MB = 100
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PY_SPY = str(Path(sys.executable).with_name("py-spy"))  # pip install py-spy, beside this Python
+# The interpreter the rotator's children run on. Default: this one, whose venv also holds the
+# dev tools; structlog imports rich and pygments when they are installed (about 4 MB of RSS).
+# An environment with the runtime dependencies only measures the rotator as it is installed:
+#   python -m venv /tmp/rotator-rt && /tmp/rotator-rt/bin/pip install .
+ROTATOR_PYTHON = os.environ.get("ROTATOR_BENCH_PYTHON", sys.executable)
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,7 @@ class Rotator:
     profile: Path | None = None  # py-spy's raw (collapsed) stacks of each `once` and the idle `run` go here
 
     def command(self, *args: str) -> list[str]:
-        command = [sys.executable, "-m", "service", *args, "--config", str(self.config)]
+        command = [ROTATOR_PYTHON, "-m", "service", *args, "--config", str(self.config)]
         if self.profile is None or args[0] != "once":
             return command
         return [*self.py_spy("once", "--gil"), "--", *command]  # --gil: where the CPU goes
@@ -366,6 +371,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         results["database"] = durability(admin) | {
             "server": "explicit" if "ROTATOR_BENCH_DATABASE_URL" in os.environ else "embedded"
         }
+        results["rotator_python"] = ROTATOR_PYTHON
         seed_sources(bao.address, bao.root_token, own.sources)
         scene: dict[str, Any] = {"admin_url": admin, "bao": bao, "src": args.rotator_src}
         scene |= {"audit_key": audit_key, "stack_dir": stack_dir, "profile": args.profile}
@@ -430,7 +436,7 @@ def print_table(results: dict[str, Any]) -> None:
         f"\nrotator once/run: {shape['tenants']} tenants x {shape['secrets_per_tenant']} secrets, own KV v2 path each,"
         f" AI Core latency {results['latency_ms']:g} ms; PostgreSQL ({db['server']}): fsync={db['fsync']},"
         f" synchronous_commit={db['synchronous_commit']}, full_page_writes={db['full_page_writes']};"
-        f" {len(results['runs'])} run(s), medians\n"
+        f" {len(results['runs'])} run(s), medians; the rotator on {results.get('rotator_python', '?')}\n"
     )
     s = results["summary"]
     rows = [
