@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service import __version__, logs
-from service.config import SecretConfig, SecretRef, Settings, WindowConfig
+from service.config import SecretRef, Settings
 from service.errors import ConfigError, ConfigIssue, RotatorError
 from service.model import RotationKey, ScheduleSpec, SecretSpec
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from service.ports import RotationListener
     from service.vault import VaultSession, VaultSource
     from service.vault.anchors import KvAnchorSink
+    from service.windows import Window
 
 log = logs.get_logger("rotator.app")
 
@@ -75,7 +76,7 @@ class App:
         self._closers: list[tuple[str, Callable[[], Any]]] = []
         self._stores: dict[str, AICoreClient] = {}
         self._stores_lock = threading.Lock()
-        self._pairs: tuple[Settings | None, dict[RotationKey, SecretConfig]] = (None, {})
+        self._pairs: tuple[Settings | None, Mapping[RotationKey, SecretSpec]] = (None, {})
         self._periods: dict[tuple[object, str], timedelta] = {}  # cron periods of the hour below
         self._periods_hour: datetime | None = None
         self._allowances: dict[tuple[object, timedelta], timedelta] = {}  # per ``every`` and grace
@@ -293,17 +294,27 @@ class App:
         self._closers.append(("rotator", rotator.close))
         return rotator
 
-    def adopt(self, settings: Settings, *, targets_changed: Sequence[str] = ()) -> None:
+    def adopt(
+        self,
+        settings: Settings,
+        *,
+        targets_changed: Sequence[str] = (),
+        pairs: Mapping[RotationKey, SecretSpec] | None = None,
+    ) -> None:
         """Use a reloaded configuration: its secrets and schedules now, changed targets' keys at next use.
 
-        A replaced client is closed with the others at exit: a rotation may still be using it.
+        ``pairs``: every configured pair's spec, when the caller built them (the worker, for its
+        jobs); ``settings`` may then come ``without_secrets``. A replaced client is closed with
+        the others at exit: a rotation may still be using it.
         """
         self.settings = settings
+        if pairs is not None:
+            self._pairs = (settings, pairs)
         with self._stores_lock:
             for target in targets_changed:
                 self._stores.pop(target, None)
 
-    def stale_allowance(self, secret: SecretConfig) -> timedelta:
+    def stale_allowance(self, secret: SecretSpec) -> timedelta:
         """How old a pair's last success may be: its schedule's period plus the misfire grace.
 
         An ``every`` schedule's allowance is one value for all its pairs. A cron's period is
@@ -311,7 +322,8 @@ class App:
         every 10 minutes, and 5,000 cron computations each time would keep it busy. Only the
         current hour's periods are kept (a week of hours kept was 5,000 entries per hour).
         """
-        schedule = self.settings.schedule_of(secret)
+        schedule = secret.schedule
+        assert schedule is not None, "resolved by Settings.spec_of"
         grace = self.settings.rotation.misfire_grace
         if schedule.every is not None:
             allowance = self._allowances.get((schedule, grace))
@@ -379,21 +391,20 @@ class App:
             on_failure=anchor_failure_reporter(self.metrics),
         )
 
-    def _entries(self) -> dict[RotationKey, SecretConfig]:
-        """Each configured pair's ``[[secrets]]`` entry, computed once per settings object (reloads too)."""
+    def pairs(self) -> Mapping[RotationKey, SecretSpec]:
+        """Each configured pair's spec: the ones ``adopt`` was given, else built once per settings object."""
         settings = self.settings
         if self._pairs[0] is not settings:
-            self._pairs = (settings, settings.pairs())
+            self._pairs = (settings, settings.spec_pairs())
         return self._pairs[1]
 
-    def windows_of(self, secret: SecretSpec) -> list[WindowConfig]:
-        """The global windows and those of the entry ``secret`` was made from."""
-        entry = self._entries().get(RotationKey(secret.targets[0], secret.name)) if secret.targets else None
-        return self.settings.windows_of(entry) if entry is not None else list(self.settings.windows)
+    def windows_of(self, secret: SecretSpec) -> list[Window]:
+        """The global windows and the secret's own."""
+        return [*self.settings.windows, *secret.windows]
 
     def _allowance_of(self, key: RotationKey) -> timedelta | None:
         """The stale allowance of a configured pair (None for one no longer configured), after reloads too."""
-        secret = self._entries().get(key)
+        secret = self.pairs().get(key)
         return self.stale_allowance(secret) if secret is not None else None
 
     def _notifying(self, listener: RotationListener) -> RotationListener:

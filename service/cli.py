@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Literal, TextIO
 from service import __version__, commands_vault
 
 if TYPE_CHECKING:
-    from service.config import SecretConfig, Settings
+    from service.config import Settings
+    from service.model import SecretSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -378,11 +379,12 @@ def cmd_once(args: argparse.Namespace) -> int:
     from service.rotation import SweepRequest
 
     settings = load(args)
-    secrets = _select(settings, args.secret, args.target)
+    _check_selection(settings, args.secret, args.target)
+    specs = settings.specs()  # once: the sweep and the recovery share them
     from service.commands_operator import operator_of, refuse_paused
 
     request = SweepRequest(
-        secrets=[settings.spec_of(secret) for secret in secrets],
+        secrets=_chosen(specs, args.secret, args.target),
         trigger=Trigger.MANUAL,
         force=args.force,
         dry_run=args.dry_run,
@@ -397,7 +399,7 @@ def cmd_once(args: argparse.Namespace) -> int:
         if args.force and not args.ignore_pause:
             refuse_paused(app, request)
         if not args.dry_run:
-            app.rotator.recover(settings.spec_pairs())
+            app.rotator.recover({key: spec for spec in specs for key in spec.pairs()})
         from service import collector
 
         collector.settle()  # start-up is done: the configuration and the app live until exit
@@ -408,7 +410,8 @@ def cmd_once(args: argparse.Namespace) -> int:
     return EXIT_FAILED if report.failed else EXIT_OK
 
 
-def _select(settings: Settings, secrets: list[str], targets: list[str]) -> list[SecretConfig]:
+def _check_selection(settings: Settings, secrets: list[str], targets: list[str]) -> None:
+    """``--secret`` and ``--target`` name what the configuration has (else exit 2, naming them)."""
     from service.errors import ConfigError, ConfigIssue
 
     known = {secret.name for secret in settings.secrets}
@@ -424,10 +427,14 @@ def _select(settings: Settings, secrets: list[str], targets: list[str]) -> list[
     ]
     if issues:
         raise ConfigError("command line", issues)
+
+
+def _chosen(specs: list[SecretSpec], secrets: list[str], targets: list[str]) -> list[SecretSpec]:
+    """The entries ``--secret`` and ``--target`` choose (all without them)."""
     return [
-        s
-        for s in settings.secrets
-        if (not secrets or s.name in secrets) and (not targets or set(targets) & set(s.targets))
+        spec
+        for spec in specs
+        if (not secrets or spec.name in secrets) and (not targets or set(targets) & set(spec.targets))
     ]
 
 
@@ -439,11 +446,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     settings = load(args)
     _require_secrets(settings, args)
-    _select(settings, args.secret, args.target)  # unknown names: exit 2, naming them
+    _check_selection(settings, args.secret, args.target)  # unknown names: exit 2, naming them
     with App(settings) as app:
         app.require_schema()
         rows = status_rows(
-            settings.secrets,
+            settings.specs(),
             app.state_reader.load(),
             now=app.clock(),
             allowance=app.stale_allowance,

@@ -423,21 +423,21 @@ def _print_report(report: SweepReport) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     """``rotator plan``: a dry-run sweep, then AI Core asked read-only; a verdict per pair; nothing written."""
     from service import plan
-    from service.cli import _select
+    from service.cli import _check_selection, _chosen
     from service.rotation import SweepRequest
 
     settings = _load(args)
-    secrets = _select(settings, args.secret, args.target)
+    _check_selection(settings, args.secret, args.target)
+    specs = _chosen(settings.specs(), args.secret, args.target)
     targets = frozenset(args.target) if args.target else None
     keys = {
         RotationKey(target, secret.name): secret
-        for secret in secrets
+        for secret in specs
         for target in secret.targets
         if targets is None or target in targets
     }
     with _app(settings) as app:
         app.require_schema()
-        specs = [settings.spec_of(secret) for secret in secrets]
         report = app.rotator.sweep(SweepRequest(secrets=specs, trigger=Trigger.MANUAL, dry_run=True, targets=targets))
         answers = plan.ask_targets(sorted({key.target for key in keys}), quota=lambda t: _quota(app, t))
         exists = plan.ask_exists(keys, answers=answers, get=lambda key: app.store(key.target).get(key.secret))

@@ -135,6 +135,19 @@ class ScheduleSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WindowSpec:
+    """A deny or allow window (``WindowConfig.spec()``): from each ``cron`` start, for ``duration``."""
+
+    kind: str  # "deny" or "allow"
+    cron: str
+    duration: timedelta
+    timezone: str = "UTC"
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.cron!r} for {self.duration} ({self.timezone})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SecretSpec:
     """One ``[[secrets]]`` entry as the use case sees it: plain values, no configuration library."""
 
@@ -145,6 +158,7 @@ class SecretSpec:
     create_missing: bool = False
     verify: VerifyPolicy = VerifyPolicy()
     schedule: ScheduleSpec | None = None
+    windows: tuple[WindowSpec, ...] = ()  # its own, beside the global [[windows]]
 
     def pairs(self) -> list[RotationKey]:
         return [RotationKey(target, self.name) for target in self.targets]

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from service.config import SecretConfig
 from service.errors import RotatorError
-from service.model import Outcome, RotationKey, short_fingerprint
+from service.model import Outcome, RotationKey, SecretSpec, short_fingerprint
 from service.rotation import RotationResult
 
 
@@ -53,9 +52,7 @@ class Verdict:
         return "  ".join(parts)
 
 
-def verdict(
-    result: RotationResult, *, secret: SecretConfig, target: TargetAnswer, exists: bool | str | None
-) -> Verdict:
+def verdict(result: RotationResult, *, secret: SecretSpec, target: TargetAnswer, exists: bool | str | None) -> Verdict:
     """What ``once`` would do, from the dry run's ``result``, the target's answer and the secret's existence.
 
     ``exists`` is True/False from AI Core's GET, an error text when the GET failed, or None when not asked.
@@ -78,7 +75,7 @@ def _before_writing(result: RotationResult, target: TargetAnswer, exists: bool |
 
 
 def _writing(
-    result: RotationResult, secret: SecretConfig, target: TargetAnswer, *, exists: bool | str | None
+    result: RotationResult, secret: SecretSpec, target: TargetAnswer, *, exists: bool | str | None
 ) -> tuple[str, str]:
     verified = f"verification {result.verification}" if result.verification else ""
     if exists is False and not secret.create_missing:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from service.config import Settings
-from service.model import SecretSpec
+from service.model import RotationKey, SecretSpec
 
 # Sections read once at start-up: a change is reported, not applied.
 RESTART_SECTIONS = ("vault", "database", "audit", "rotation", "http", "log", "instance")
@@ -42,8 +42,12 @@ def plan_reload(
     old_groups: Mapping[str, Sequence[SecretSpec]],
     new_groups: Mapping[str, Sequence[SecretSpec]],
 ) -> ReloadPlan:
-    """Compare two validated configurations and the job groups built from each."""
-    old_pairs, new_pairs = set(old.pairs()), set(new.pairs())
+    """Compare two validated configurations and the job groups built from each.
+
+    The pairs come from the groups: a running worker's ``old`` settings have no ``[[secrets]]``
+    (``Settings.without_secrets``).
+    """
+    old_pairs, new_pairs = _pairs(old_groups), _pairs(new_groups)
 
     def changed(job: str) -> bool:  # its entries, or the schedule they use (resolved: maybe [defaults.schedule])
         return list(old_groups[job]) != list(new_groups[job])
@@ -61,3 +65,7 @@ def plan_reload(
             if old.targets.get(name) != new.targets.get(name)
         ),
     )
+
+
+def _pairs(groups: Mapping[str, Sequence[SecretSpec]]) -> set[RotationKey]:
+    return {key for entries in groups.values() for secret in entries for key in secret.pairs()}

@@ -6,10 +6,9 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from service.config import SecretConfig
 from service.controls import Holds
 from service.health import stale
-from service.model import RotationKey, RotationState, short_fingerprint
+from service.model import RotationKey, RotationState, SecretSpec, short_fingerprint
 
 COLUMNS = (
     "target",
@@ -26,11 +25,11 @@ COLUMNS = (
 
 
 def status_rows(
-    secrets: Iterable[SecretConfig],
+    secrets: Iterable[SecretSpec],
     states: Mapping[RotationKey, RotationState],
     *,
     now: datetime,
-    allowance: Callable[[SecretConfig], timedelta],
+    allowance: Callable[[SecretSpec], timedelta],
     holds: Holds | None = None,
 ) -> list[dict[str, Any]]:
     """One row per configured (target, secret); a key never rotated shows as such.

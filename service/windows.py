@@ -10,22 +10,36 @@ must wait, following overlapping windows to the first free moment. Cron arithmet
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from service.config import WindowConfig
 from service.scheduler import cron_start
 
 MAX_STEPS = 1000  # overlapping windows followed before giving up (the run is then deferred again)
 _TICK = timedelta(microseconds=1)
 
 
+class Window(Hashable, Protocol):
+    """What a window gives these functions: ``model.WindowSpec`` and ``config.WindowConfig`` both do."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def cron(self) -> str: ...
+    @property
+    def duration(self) -> timedelta: ...
+    @property
+    def timezone(self) -> str: ...
+    def describe(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """One opening of a window."""
 
-    window: WindowConfig
+    window: Window
     start: datetime
     end: datetime
 
@@ -38,7 +52,7 @@ class Block:
     """Why writing waits now, and until when."""
 
     until: datetime
-    window: WindowConfig
+    window: Window
     outside_allow: bool = False  # no allow window is open (rather than a deny window being open)
 
     def describe(self) -> str:
@@ -48,7 +62,7 @@ class Block:
         return f"inside deny window {self.window.cron!r} ({self.window.timezone}, {self.window.duration}) until {until}"
 
 
-def span_at(window: WindowConfig, at: datetime) -> Span | None:
+def span_at(window: Window, at: datetime) -> Span | None:
     """The opening of ``window`` that contains ``at`` (the earliest, if several overlap), or None."""
     start = cron_start(window.cron, window.timezone, at_or_after=at - window.duration + _TICK)
     if start is None or start > at:
@@ -56,7 +70,7 @@ def span_at(window: WindowConfig, at: datetime) -> Span | None:
     return Span(window, start, start + window.duration)
 
 
-def next_span(window: WindowConfig, at: datetime) -> Span | None:
+def next_span(window: Window, at: datetime) -> Span | None:
     """The opening that contains ``at``, else the next one to start."""
     current = span_at(window, at)
     if current is not None:
@@ -65,7 +79,7 @@ def next_span(window: WindowConfig, at: datetime) -> Span | None:
     return Span(window, start, start + window.duration) if start is not None else None
 
 
-def _step(windows: Sequence[WindowConfig], at: datetime) -> Block | None:
+def _step(windows: Sequence[Window], at: datetime) -> Block | None:
     """What blocks a write at ``at`` (to the end of the open deny windows, or the next allow), or None."""
     denying = [span for w in windows if w.kind == "deny" and (span := span_at(w, at)) is not None]
     if denying:
@@ -81,13 +95,13 @@ def _step(windows: Sequence[WindowConfig], at: datetime) -> Block | None:
     return Block(until=first.start, window=first.window, outside_allow=True)
 
 
-def blocked(windows: Sequence[WindowConfig], now: datetime) -> Block | None:
+def blocked(windows: Sequence[Window], now: datetime) -> Block | None:
     """None when a write may happen at ``now``; else the first free moment and the window that holds it."""
     return _blocked(tuple(windows), now) if windows else None
 
 
 @functools.lru_cache(maxsize=1024)  # a sweep asks for the same windows at the same now for each secret
-def _blocked(windows: tuple[WindowConfig, ...], now: datetime) -> Block | None:
+def _blocked(windows: tuple[Window, ...], now: datetime) -> Block | None:
     first: Block | None = None
     at = now
     for _ in range(MAX_STEPS):
@@ -99,7 +113,7 @@ def _blocked(windows: tuple[WindowConfig, ...], now: datetime) -> Block | None:
     return Block(until=at, window=first.window, outside_allow=first.outside_allow) if first else None
 
 
-def upcoming(windows: Sequence[WindowConfig], now: datetime, *, count: int = 3) -> list[Span]:
+def upcoming(windows: Sequence[Window], now: datetime, *, count: int = 3) -> list[Span]:
     """The next ``count`` openings of each window (the open one first), in time order (``check --offline``)."""
     spans: list[Span] = []
     for window in windows:
@@ -112,7 +126,7 @@ def upcoming(windows: Sequence[WindowConfig], now: datetime, *, count: int = 3) 
 
 
 def summary_lines(
-    global_windows: Sequence[WindowConfig], per_secret: dict[str, list[WindowConfig]], now: datetime
+    global_windows: Sequence[Window], per_secret: Mapping[str, Sequence[Window]], now: datetime
 ) -> list[str]:
     """``check --offline``: each window and its next openings (UTC), the global ones first."""
     lines = []

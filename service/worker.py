@@ -50,7 +50,7 @@ SIGNAL_POLL = 0.1  # without a wakeup pipe (run() not on the main thread): how o
 WAIT_BASE, WAIT_CAP = timedelta(seconds=1), timedelta(seconds=30)
 
 
-def schedule_groups(settings: Settings) -> dict[str, list[SecretSpec]]:
+def schedule_groups(specs: Iterable[SecretSpec]) -> dict[str, list[SecretSpec]]:
     """Job id -> the ``[[secrets]]`` entries it sweeps: one job per secret name and schedule.
 
     Entries that share a name (one pull-secret name, a robot account per tenant) share a job
@@ -58,7 +58,7 @@ def schedule_groups(settings: Settings) -> dict[str, list[SecretSpec]]:
     for each (``rotate:NAME``, ``rotate:NAME~2``).
     """
     by_schedule: dict[tuple[str, ScheduleSpec | None], list[SecretSpec]] = {}
-    for secret in settings.specs():
+    for secret in specs:
         by_schedule.setdefault((secret.name, secret.schedule), []).append(secret)
     groups: dict[str, list[SecretSpec]] = {}
     seen: dict[str, int] = {}
@@ -85,9 +85,10 @@ class Worker:
         self._idle = threading.Condition()
         self._in_flight = 0
         self._http: HealthServer | None = None
-        self._groups = schedule_groups(self.settings)
+        self._specs = self.settings.specs()  # configuration order
+        self._groups = schedule_groups(self._specs)
         self._pairs = pairs_of(self._groups)
-        self._job_of = jobs_of_pairs(self._groups)
+        self._job_of = jobs_of_pairs(self._groups, self._pairs)
         self._heartbeat_at: datetime | None = None
         self._stuck_since: datetime | None = None
         self._lock_problem: str | None = None
@@ -110,6 +111,7 @@ class Worker:
                 self._wakeup = None
 
     def _run(self) -> int:
+        self._keep_specs_only()
         self._start_http()  # first: /livez answers and /readyz says what it waits for
         if not self._wait_for_dependencies():
             return self._shutdown()
@@ -124,7 +126,7 @@ class Worker:
         log.info(
             "worker.started",
             pairs=len(self._pairs),
-            secrets=len(self.settings.secrets),
+            secrets=len(self._specs),
             jobs=len(self._groups),
             targets=len(self.settings.targets),
             instance=self.app.instance,
@@ -189,11 +191,13 @@ class Worker:
             problems = "; ".join(f"{issue.location}: {issue.problem}" for issue in e.issues)
             log.error("config.reload_failed", file=e.source, problems=problems, kept="the running configuration")
             return False
-        groups = schedule_groups(new)
+        specs = new.specs()
+        groups = schedule_groups(specs)
         plan = plan_reload(self.settings, new, old_groups=self._groups, new_groups=groups)
         self.app.adopt(new, targets_changed=plan.targets_changed)
-        self.settings, self._groups, self._pairs = new, groups, pairs_of(groups)
-        self._job_of = jobs_of_pairs(groups)
+        self.settings, self._specs, self._groups, self._pairs = new, specs, groups, pairs_of(groups)
+        self._job_of = jobs_of_pairs(groups, self._pairs)
+        self._keep_specs_only()
         for job in plan.remove:
             self.scheduler.remove(job)
         for job in (*plan.add, *plan.replace):
@@ -216,6 +220,14 @@ class Worker:
         if plan.add or plan.replace:
             self._catch_up()  # a new pair is rotated now, not at its first slot
         return True
+
+    def _keep_specs_only(self) -> None:
+        """From here on the jobs' specs are the configuration's secrets: its pydantic entries are let go.
+
+        At 5,000 entries they were about 9 MB of the idle worker's RSS, read by nothing after start-up.
+        """
+        self.settings = self.settings.without_secrets()
+        self.app.adopt(self.settings, pairs=self._pairs)
 
     def _wait_for_dependencies(self) -> bool:
         """Until the database is migrated, Vault answers and the instance lock is held; False if told to stop.
@@ -471,7 +483,7 @@ class Worker:
         until the next full read: a success not yet seen (stale a little longer), or a credential
         expiry moved earlier.
         """
-        now, settings = self.app.clock(), self.settings  # one settings object for the pass, even if a reload lands
+        now, settings, pairs = self.app.clock(), self.settings, self._pairs  # one configuration, even if a reload lands
         full = self._health_full_due(now, settings)
         since = None if full or self._health_mark is None else self._health_mark - CHANGES_OVERLAP
         try:
@@ -480,7 +492,6 @@ class Worker:
             log.warning("health.state_unavailable", error=e.code)
             return
         if full:
-            pairs = settings.pairs()
             self._stale.reset({key: self.app.stale_allowance(secret) for key, secret in pairs.items()}, states)
             self._health_full = (now, settings)
         else:
@@ -543,7 +554,7 @@ class Worker:
 
     def status(self) -> dict[str, Any]:
         rows = status_rows(
-            self.settings.secrets,
+            self._specs,
             self.app.state.load(),
             now=self.app.clock(),
             allowance=self.app.stale_allowance,
@@ -562,14 +573,12 @@ def pairs_specs(groups: Mapping[str, list[SecretSpec]]) -> list[SecretSpec]:
     return [secret for entries in groups.values() for secret in entries]
 
 
-def jobs_of_pairs(groups: Mapping[str, list[SecretSpec]]) -> dict[RotationKey, str]:
-    """Which job sweeps each pair."""
-    return {
-        RotationKey(target, secret.name): job
-        for job, entries in groups.items()
-        for secret in entries
-        for target in secret.targets
-    }
+def jobs_of_pairs(
+    groups: Mapping[str, list[SecretSpec]], pairs: Mapping[RotationKey, SecretSpec]
+) -> dict[RotationKey, str]:
+    """Which job sweeps each pair (keyed by ``pairs``' own keys: one key object per pair, not two)."""
+    key_of = {key: key for key in pairs}
+    return {key_of[key]: job for job, entries in groups.items() for secret in entries for key in secret.pairs()}
 
 
 def _recheck_job(secret: SecretSpec) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.config import SecretConfig, SourceConfig
-from service.model import Outcome, RotationKey, Trigger
+from service.model import Outcome, RotationKey, SecretSpec, Trigger
 from service.plan import TargetAnswer, verdict
 from service.rotation import RotationResult
 
@@ -11,14 +11,14 @@ KEY = RotationKey("eu", "acme-registry")
 OK = TargetAnswer(count=3, max_count=10)
 
 
-def _secret(*, create_missing: bool = False) -> SecretConfig:
+def _secret(*, create_missing: bool = False) -> SecretSpec:
     return SecretConfig(
         name="acme-registry",
         targets=["eu"],
         registries=["registry.acme.example"],
         source=SourceConfig(path="registries/acme"),
         create_missing=create_missing,
-    )
+    ).spec()
 
 
 def _dry(*, would_write: bool, outcome: Outcome = Outcome.DRY_RUN, **more: object) -> RotationResult:

@@ -21,7 +21,7 @@ def entry(name: str, *targets: str, **extra: Any) -> dict[str, Any]:
 
 
 def plan(old: Settings, new: Settings):  # type: ignore[no-untyped-def]
-    return plan_reload(old, new, old_groups=schedule_groups(old), new_groups=schedule_groups(new))
+    return plan_reload(old, new, old_groups=schedule_groups(old.specs()), new_groups=schedule_groups(new.specs()))
 
 
 def test_new_changed_and_removed_secrets() -> None:
@@ -34,6 +34,27 @@ def test_new_changed_and_removed_secrets() -> None:
     assert result.remove == ("rotate:gone-pull",)
     assert (result.pairs_added, result.pairs_removed) == (2, 1)
     assert result.restart_needed == ()
+
+
+def test_a_running_workers_settings_without_their_secrets_plan_the_same() -> None:
+    """The worker keeps its settings ``without_secrets`` (the specs are in its groups): the plan is unchanged."""
+    old = settings(entry("keep-pull"), entry("change-pull"), entry("gone-pull"))
+    new = settings(entry("keep-pull"), entry("change-pull", "eu", "us"), entry("new-pull"))
+    running = plan_reload(
+        old.without_secrets(), new, old_groups=schedule_groups(old.specs()), new_groups=schedule_groups(new.specs())
+    )
+    assert running == plan(old, new)
+    assert (running.pairs_added, running.pairs_removed) == (2, 1)
+
+
+def test_a_per_secret_window_change_replaces_its_job() -> None:
+    """A window is part of the entry's spec: changing it replaces the job, as changing its source does."""
+    window = {"kind": "deny", "cron": "0 8 * * 1-5", "duration": "10h"}
+    old = settings(entry("a-pull"))
+    new = settings(entry("a-pull", windows=[window]))
+    assert plan(old, new).replace == ("rotate:a-pull",)
+    [spec] = new.specs()
+    assert [w.describe() for w in spec.windows] == ["deny '0 8 * * 1-5' for 10:00:00 (UTC)"]
 
 
 def test_a_changed_default_schedule_replaces_the_jobs_that_use_it() -> None:

@@ -41,8 +41,8 @@ class Clock:
 def test_an_every_schedule_allows_its_period_plus_the_grace() -> None:
     config = settings(entry("pull-a"), entry("pull-b", schedule={"every": "1h"}))
     app = App(config, clock=Clock(datetime(2026, 12, 3, 12, tzinfo=UTC)))
-    assert app.stale_allowance(config.secrets[0]) == timedelta(hours=6) + GRACE
-    assert app.stale_allowance(config.secrets[1]) == timedelta(hours=1) + GRACE
+    assert app.stale_allowance(config.specs()[0]) == timedelta(hours=6) + GRACE
+    assert app.stale_allowance(config.specs()[1]) == timedelta(hours=1) + GRACE
 
 
 def test_a_cron_schedule_allows_the_gap_between_its_runs_plus_the_grace() -> None:
@@ -51,17 +51,17 @@ def test_a_cron_schedule_allows_the_gap_between_its_runs_plus_the_grace() -> Non
     config = settings(daily, weekdays)
     friday_noon = datetime(2026, 12, 4, 12, tzinfo=UTC)  # next runs: Monday 03:00, Tuesday 03:00
     app = App(config, clock=Clock(friday_noon))
-    assert app.stale_allowance(config.secrets[0]) == timedelta(days=1) + GRACE
-    assert app.stale_allowance(config.secrets[1]) == timedelta(days=1) + GRACE
+    assert app.stale_allowance(config.specs()[0]) == timedelta(days=1) + GRACE
+    assert app.stale_allowance(config.specs()[1]) == timedelta(days=1) + GRACE
     app.clock = Clock(friday_noon - timedelta(days=1))  # Thursday: Friday 03:00, then Monday 03:00
-    assert app.stale_allowance(config.secrets[1]) == timedelta(days=3) + GRACE
+    assert app.stale_allowance(config.specs()[1]) == timedelta(days=3) + GRACE
 
 
 def test_a_reloaded_grace_counts_at_once() -> None:
     app = App(settings(entry("pull-a")), clock=Clock(datetime(2026, 12, 3, 12, tzinfo=UTC)))
-    assert app.stale_allowance(app.settings.secrets[0]) == timedelta(hours=6) + GRACE
+    assert app.stale_allowance(app.settings.specs()[0]) == timedelta(hours=6) + GRACE
     app.adopt(settings(entry("pull-a"), grace="1h"))
-    assert app.stale_allowance(app.settings.secrets[0]) == timedelta(hours=7)
+    assert app.stale_allowance(app.settings.specs()[0]) == timedelta(hours=7)
 
 
 def test_a_week_of_questions_keeps_only_the_current_hours_periods() -> None:
@@ -69,9 +69,9 @@ def test_a_week_of_questions_keeps_only_the_current_hours_periods() -> None:
     config = settings(*(entry(f"pull-{i}", schedule={"cron": "0 3 * * *"}) for i in range(50)))
     clock = Clock(datetime(2026, 12, 3, tzinfo=UTC))
     app = App(config, clock=clock)
-    kept = 0
+    kept, specs = 0, config.specs()
     for _ in range(7 * 24 * 6):
-        for secret in config.secrets:
+        for secret in specs:
             assert app.stale_allowance(secret) == timedelta(days=1) + GRACE
         kept = max(kept, len(app._periods))
         clock.at += timedelta(minutes=10)

@@ -9,7 +9,7 @@ from typing import Any
 
 from service.config import SecretConfig, Settings, SourceConfig, TargetConfig
 from service.model import RotationKey, RotationState, Trigger
-from service.worker import Worker, overdue, schedule_groups
+from service.worker import Worker, overdue
 from tests.fakes import NOW
 
 TARGETS = {
@@ -67,9 +67,9 @@ def test_one_name_on_three_targets_with_three_sources_schedules_every_pair() -> 
     assert {key: worker._pairs[key].source.path for key in worker._pairs} == {
         RotationKey(t, "reg-000"): f"robots/{t}" for t in ("eu", "us", "ap")
     }
-    [(job, group)] = schedule_groups(worker.settings).items()
+    [(job, group)] = worker._groups.items()
     assert job == "rotate:reg-000"
-    specs = worker.settings.specs()
+    specs = worker._specs
     assert group == specs  # one job sweeps all three entries, so all three pairs rotate
     assert [spec.source.path for spec in specs] == [entry.source.path for entry in entries]
     worker._catch_up()
@@ -84,7 +84,7 @@ def test_a_name_on_two_schedules_gets_a_job_for_each() -> None:
     )  # fmt: skip
     slow = secret("reg-000", "us", path="b")
     worker = worker_for([fast, slow], {})
-    assert {job: [e.targets for e in group] for job, group in schedule_groups(worker.settings).items()} == {
+    assert {job: [e.targets for e in group] for job, group in worker._groups.items()} == {
         "rotate:reg-000": [("eu",)],
         "rotate:reg-000~2": [("us",)],
     }
@@ -107,7 +107,8 @@ def worker_for(
 ) -> Worker:
     settings = Settings(targets=TARGETS, secrets=secrets, defaults={"schedule": {"every": "6h"}})
     app = SimpleNamespace(settings=settings, clock=lambda: NOW, state=SimpleNamespace(load=lambda: states))
-    worker = Worker(app)  # type: ignore[arg-type]  # only settings, clock and state are used here
+    app.adopt = lambda settings, **_: setattr(app, "settings", settings)
+    worker = Worker(app)  # type: ignore[arg-type]  # only settings, adopt, clock and state are used here
     worker.scheduler = RecordingScheduler(regular)  # type: ignore[assignment]
     return worker
 
