@@ -306,7 +306,7 @@ class Scheduler:
 
     def next_run_time(self, job_id: str) -> datetime | None:
         job = self._scheduler.get_job(job_id)
-        return job.next_run_time if job is not None else None
+        return getattr(job, "next_run_time", None)  # None: no such job, or the scheduler not started yet
 
     def start(self) -> None:
         self._scheduler.start()

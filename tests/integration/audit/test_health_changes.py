@@ -15,7 +15,7 @@ from service.audit.changes import StateChanges
 from service.audit.db import make_engine
 from service.audit.instance import InstanceLock
 from service.audit.state import PostgresStateStore
-from service.config import DatabaseConfig, SecretConfig, Settings, SourceConfig, TargetConfig
+from service.config import DatabaseConfig, SecretConfig, Settings, SourceConfig, TargetConfig, load_settings
 from service.model import RotationKey, RotationState
 from service.worker import CHANGES_OVERLAP, Worker
 from tests.fakes import NOW
@@ -155,11 +155,30 @@ def test_changes_since_a_moment_are_the_rows_written_after_it(
     assert set(changes.since(None)[0]) == {ACME, OTHER}
 
 
+def config_file(path: Path, database_url: str, *, every: str) -> Path:
+    """``settings_for`` as a file, for ``Worker.reload``."""
+    secrets = "".join(
+        f'[[secrets]]\nname = "{name}"\ntargets = ["eu"]\nregistries = ["registry.example.com"]\n'
+        f'source = {{path = "registries/{name}"}}\n'
+        for name in ("acme", "other")
+    )
+    path.write_text(
+        f'[database]\nurl = "{database_url}"\n[rotation]\nmisfire_grace = "10m"\n'
+        f'[defaults.schedule]\nevery = "{every}"\n[targets.eu]\nservice_key = {{file = "/keys/eu.json"}}\n' + secrets
+    )
+    return path
+
+
 def test_a_reload_reads_every_state_again_with_the_new_allowances(
-    worker: tuple[Worker, Clock], database_url: str
+    database_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A schedule shortened by a reload (1h -> 10m) flags a 30-minute-old success at the next pass, unwritten."""
-    w, clock = worker
+    monkeypatch.setattr("service.collector.settle", lambda: None)  # no gc.freeze in the test process
+    path = config_file(tmp_path / "rotator.toml", database_url, every="1h")
+    clock = Clock()
+    app = App(load_settings(path), clock=clock)
+    w = Worker(app, config_path=path)
+    w._keep_specs_only()  # as run() does first
     w.app.state.save(
         [
             RotationState(key=ACME, last_success_at=NOW - timedelta(minutes=30)),
@@ -169,10 +188,12 @@ def test_a_reload_reads_every_state_again_with_the_new_allowances(
     w._export_health()
     full_at = w._health_full
     assert (stale_value(w, ACME), stale_value(w, OTHER)) == (0.0, 0.0)
-    new = settings_for(database_url, every="10m")
-    w.app.adopt(new)
-    w.settings = new
+    config_file(path, database_url, every="10m")
+    assert w.reload()
+    assert w.settings.secrets == []  # the reloaded entries are kept as specs only
+    assert len(w.app.pairs()) == 2
     clock.now += timedelta(seconds=30)
     w._export_health()
     assert w._health_full is not full_at
     assert (stale_value(w, ACME), stale_value(w, OTHER)) == (1.0, 0.0)
+    app.close()
