@@ -194,10 +194,10 @@ class Worker:
         specs = new.specs()
         groups = schedule_groups(specs)
         plan = plan_reload(self.settings, new, old_groups=self._groups, new_groups=groups)
-        self.app.adopt(new, targets_changed=plan.targets_changed)
-        self.settings, self._specs, self._groups, self._pairs = new, specs, groups, pairs_of(groups)
-        self._job_of = jobs_of_pairs(groups, self._pairs)
-        self._keep_specs_only()
+        running, pairs = new.without_secrets(), pairs_of(groups)  # the entries live on as specs only
+        self.app.adopt(running, targets_changed=plan.targets_changed, pairs=pairs)
+        self.settings, self._specs, self._groups, self._pairs = running, specs, groups, pairs
+        self._job_of = jobs_of_pairs(groups, pairs)
         for job in plan.remove:
             self.scheduler.remove(job)
         for job in (*plan.add, *plan.replace):
