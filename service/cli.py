@@ -375,7 +375,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_once(args: argparse.Namespace) -> int:
     from service.app import App
-    from service.model import Trigger
+    from service.model import Trigger, spec_pairs
     from service.rotation import SweepRequest
 
     settings = load(args)
@@ -399,7 +399,7 @@ def cmd_once(args: argparse.Namespace) -> int:
         if args.force and not args.ignore_pause:
             refuse_paused(app, request)
         if not args.dry_run:
-            app.rotator.recover({key: spec for spec in specs for key in spec.pairs()})
+            app.rotator.recover(spec_pairs(specs))
         from service import collector
 
         collector.settle()  # start-up is done: the configuration and the app live until exit

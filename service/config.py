@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Hashable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -43,10 +43,20 @@ from service.model import (
     format_duration,
     parse_duration,
     secret_name_problem,
+    spec_pairs,
 )
 from service.transport import cleartext_rule
 
 _T = TypeVar("_T", bound=Hashable)
+_S = TypeVar("_S")
+_S_co = TypeVar("_S_co", covariant=True)
+
+
+class _Part(Hashable, Protocol[_S_co]):
+    """A frozen configuration model with a spec (a schedule, a policy, a window)."""
+
+    def spec(self) -> _S_co: ...
+
 
 ENV_PREFIX = "ROTATOR_"
 CONFIG_ENV = "ROTATOR_CONFIG"
@@ -414,9 +424,9 @@ class SharedSpecs:
     def __init__(self) -> None:
         self._specs: dict[Hashable, Any] = {}
 
-    def spec(self, part: ScheduleConfig | VerifyConfig | WindowConfig) -> Any:
+    def spec(self, part: _Part[_S]) -> _S:
         """``part.spec()``, built once per equal ``part`` (the models are frozen, hence hashable)."""
-        spec = self._specs.get(part)
+        spec: _S | None = self._specs.get(part)
         if spec is None:
             spec = self._specs[part] = part.spec()
         return spec
@@ -606,7 +616,7 @@ class Settings(BaseSettings):
 
     def spec_pairs(self) -> dict[RotationKey, SecretSpec]:
         """Every configured (target, secret) and the entry that feeds it, as the use case sees them."""
-        return {key: spec for spec in self.specs() for key in spec.pairs()}
+        return spec_pairs(self.specs())
 
     def pairs(self) -> dict[RotationKey, SecretConfig]:
         """Every configured (target, secret) and the ``[[secrets]]`` entry that feeds it.

@@ -11,6 +11,7 @@ import enum
 import functools
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -163,6 +164,11 @@ class SecretSpec:
 
     def pairs(self) -> list[RotationKey]:
         return [RotationKey(target, self.name) for target in self.targets]
+
+
+def spec_pairs(specs: Iterable[SecretSpec]) -> dict[RotationKey, SecretSpec]:
+    """Every (target, secret) of ``specs`` and the entry that feeds it."""
+    return {key: spec for spec in specs for key in spec.pairs()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,12 @@ need a restart; a reload that changes them says so and keeps the running values.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from service.config import Settings
-from service.model import RotationKey, SecretSpec
+from service.model import RotationKey, SecretSpec, spec_pairs
 
 # Sections read once at start-up: a change is reported, not applied.
 RESTART_SECTIONS = ("vault", "database", "audit", "rotation", "http", "log", "instance")
@@ -68,4 +69,4 @@ def plan_reload(
 
 
 def _pairs(groups: Mapping[str, Sequence[SecretSpec]]) -> set[RotationKey]:
-    return {key for entries in groups.values() for secret in entries for key in secret.pairs()}
+    return set(spec_pairs(itertools.chain.from_iterable(groups.values())))

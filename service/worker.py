@@ -29,7 +29,7 @@ from service.config import Settings
 from service.errors import ConfigError, DependencyUnavailable, RotatorError
 from service.health import Progress, StaleWatch, liveness, wait_delay
 from service.http import HealthServer, Probes
-from service.model import Outcome, RotationKey, RotationState, ScheduleSpec, SecretSpec, Trigger
+from service.model import Outcome, RotationKey, RotationState, ScheduleSpec, SecretSpec, Trigger, spec_pairs
 from service.reload import plan_reload
 from service.rotation import SweepReport, SweepRequest
 from service.scheduler import Scheduler, every, trigger_for
@@ -565,7 +565,7 @@ class Worker:
 
 def pairs_of(groups: Mapping[str, list[SecretSpec]]) -> dict[RotationKey, SecretSpec]:
     """Every pair the jobs sweep, and the entry that feeds it."""
-    return {key: secret for entries in groups.values() for secret in entries for key in secret.pairs()}
+    return spec_pairs(pairs_specs(groups))
 
 
 def pairs_specs(groups: Mapping[str, list[SecretSpec]]) -> list[SecretSpec]:
