@@ -89,3 +89,50 @@ def test_secret_without_an_attempt_has_no_synced_series() -> None:
     metrics = Metrics()
     rotate(metrics, "skipped")
     assert "rotator_secret_synced" not in names(metrics)
+
+
+def test_sample_counter_exports_what_prometheus_clients_counter_would() -> None:
+    """The per-pair rotation counter: the same HELP, TYPE and ``_total`` samples as a ``Counter`` with those labels."""
+    from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+    from service.metrics import SampleCounter
+
+    ours_registry, theirs_registry = CollectorRegistry(), CollectorRegistry()
+    ours = SampleCounter(
+        "rotator_rotations", "Rotations by outcome.", ("target", "secret", "outcome"), registry=ours_registry
+    )
+    theirs = Counter(
+        "rotator_rotations", "Rotations by outcome.", ["target", "secret", "outcome"], registry=theirs_registry
+    )
+    assert generate_latest(ours_registry) == generate_latest(theirs_registry)  # no sample before the first count
+    for labels, times in (
+        (("eu", "acme", "applied"), 3),
+        (("eu", "acme", "failed"), 1),
+        (("us", "acme", "applied"), 2),
+    ):
+        for _ in range(times):
+            ours.inc(labels)
+            theirs.labels(*labels).inc()
+    assert generate_latest(ours_registry) == generate_latest(theirs_registry)
+    assert ours.get(("eu", "acme", "applied")) == 3
+
+
+def test_sample_counter_counts_every_increment_from_many_threads() -> None:
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    from service.metrics import SampleCounter
+
+    counter = SampleCounter("c", "c", ("pair",), registry=CollectorRegistry())
+
+    def count() -> None:
+        for _ in range(2_000):
+            counter.inc(("p",))
+
+    threads = [threading.Thread(target=count) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counter.get(("p",)) == 16_000
