@@ -7,6 +7,12 @@ balancer): a kept connection is handed out again only while it is younger than `
 and its socket is not readable (an idle keep-alive socket that is readable has been closed,
 or is sending junk), nor has it received anything past its last answer. The close can still
 race with the next send; each adapter decides what that means for its requests.
+
+Looking at the socket is a ``poll`` system call, and every system call lets go of the GIL:
+with 64 rotation threads waiting for it, the looking thread then waits its turn again. A
+caller whose request is sent once more on a new connection when the kept one turns out closed
+(Vault's GETs) may take a connection settled less than ``unchecked_for`` seconds ago without
+that look: an idle timeout that short is not one a server or load balancer sets.
 """
 
 from __future__ import annotations
@@ -22,15 +28,22 @@ from service.http11 import Channel
 class KeptConnections:
     """Up to ``max_kept`` idle connections per origin, newest first; thread-safe."""
 
-    def __init__(self, *, max_kept: int, expiry: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, max_kept: int, expiry: float, unchecked_for: float = 0.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._max = max_kept
         self._expiry = expiry
+        self._unchecked_for = unchecked_for
         self._clock = clock
         self._idle: dict[Hashable, list[tuple[Channel, float]]] = {}
         self._lock = threading.Lock()
 
-    def take(self, origin: Hashable) -> Channel | None:
-        """A kept connection that is still fresh and still open, or None; stale ones are closed on the way."""
+    def take(self, origin: Hashable, *, resent_if_closed: bool = False) -> Channel | None:
+        """A kept connection that is still fresh and still open, or None; stale ones are closed on the way.
+
+        ``resent_if_closed``: the caller sends the request once more on a new connection if this one
+        turns out closed, so one settled within ``unchecked_for`` is handed out without polling its socket.
+        """
         now = self._clock()
         while True:
             with self._lock:
@@ -38,9 +51,18 @@ class KeptConnections:
                 if not kept:
                     return None
                 connection, since = kept.pop()
-            if now - since < self._expiry and not closed_by_peer(connection):
+            if self._usable(
+                connection, now - since, looked_at=not resent_if_closed or now - since >= self._unchecked_for
+            ):
                 return connection
             connection.close()
+
+    def _usable(self, connection: Channel, age: float, *, looked_at: bool) -> bool:
+        if age >= self._expiry:
+            return False
+        if looked_at:
+            return not closed_by_peer(connection)
+        return connection.sock is not None and not connection.buffered
 
     def settle(self, origin: Hashable, connection: Channel, *, will_close: bool) -> bool:
         """After a whole answer: keep the connection unless the server closes it; False when kept ones were full."""

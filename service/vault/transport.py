@@ -119,6 +119,7 @@ log = get_logger(__name__)
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "LIST", "OPTIONS"})  # sent again once when a kept connection was closed
 KEEPALIVE_EXPIRY_S = 60.0  # a connection idle longer is closed, not used (Vault's own idle timeout may be shorter)
+UNCHECKED_S = 1.0  # a GET may take a connection settled this recently without polling it (keepalive.py)
 VAULT = "vault"  # the one origin of a Connections
 
 
@@ -144,7 +145,7 @@ class Connections:
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._context = context if parts.scheme == "https" else None
         self._timeout = timeout
-        self._kept = KeptConnections(max_kept=max_connections, expiry=KEEPALIVE_EXPIRY_S)
+        self._kept = KeptConnections(max_kept=max_connections, expiry=KEEPALIVE_EXPIRY_S, unchecked_for=UNCHECKED_S)
         # What http.client sent before (the Host, Accept-Encoding and User-Agent of urllib3's
         # pool): Vault's audit log reads alike either way.
         self._fixed = [
@@ -158,7 +159,7 @@ class Connections:
         problem: urllib3.exceptions.HTTPError
         try:
             request = self._head(method, target, body, headers)
-            connection, reused = self._take()
+            connection, reused = self._take(resent_if_closed=method in IDEMPOTENT)
             try:
                 return self._exchange(connection, method, request, body)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
@@ -191,8 +192,8 @@ class Connections:
             log.warning("vault.connection_discarded", reason="more concurrent readers than vault connections kept")
         return Reply(status_code=answer.status, headers=answer.headers, content=answer.content)
 
-    def _take(self) -> tuple[http11.Channel, bool]:
-        kept = self._kept.take(VAULT)
+    def _take(self, *, resent_if_closed: bool) -> tuple[http11.Channel, bool]:
+        kept = self._kept.take(VAULT, resent_if_closed=resent_if_closed)
         return (kept, True) if kept is not None else (self._open(), False)
 
     def _open(self) -> http11.Channel:
