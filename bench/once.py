@@ -217,6 +217,11 @@ def migrate(rotator: Rotator) -> None:
         raise RuntimeError(f"rotator db upgrade exited {code}: {(rotator.work / 'db.log').read_text()[-2000:]}")
 
 
+def filled(log: bytes, pairs: int) -> bool:
+    """Whether the log's rotation lines say ``pairs`` rotations were written (the catch-up and any early ticks)."""
+    return pairs == 0 or log.count(b'"outcome": "applied"') >= pairs
+
+
 def process_cpu_s(pid: int) -> float:
     """utime + stime of a live process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -230,15 +235,20 @@ def process_rss_mb(pid: int) -> dict[str, float]:
     return {name: int(status[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM")}
 
 
-def idle_run(rotator: Rotator, *, idle_s: float, settle_s: float) -> dict[str, Any]:
-    """`rotator run` with nothing due: CPU % of one core over idle_s after it started, and its RSS."""
+def idle_run(rotator: Rotator, *, idle_s: float, settle_s: float, fills: int = 0) -> dict[str, Any]:
+    """`rotator run` with nothing due: CPU % of one core over idle_s after it started, and its RSS.
+
+    ``fills``: the worker itself writes that many pairs first (its catch-up sweep on a fresh
+    database), and the idle window starts once that sweep has finished: the steady state of a
+    worker that has rotated every pair, as one has after its first period.
+    """
     log = rotator.work / "run.log"
     process = rotator.popen("run", stdout=rotator.work / "run.out", stderr=log)
     try:
         started = time.perf_counter()
-        while b'"worker.started"' not in log.read_bytes():
-            if process.poll() is not None or time.perf_counter() - started > 600:
-                raise RuntimeError(f"rotator run did not start: {log.read_text()[-2000:]}")
+        while not (b'"worker.started"' in (text := log.read_bytes()) and filled(text, fills)):
+            if process.poll() is not None or time.perf_counter() - started > 900:
+                raise RuntimeError(f"rotator run did not start (or fill): {log.read_text()[-2000:]}")
             time.sleep(0.2)
         startup_wall, startup_cpu = time.perf_counter() - started, process_cpu_s(process.pid)
         time.sleep(settle_s)
