@@ -398,6 +398,7 @@ class Worker:
             return None
         else:
             self._follow_up(report)
+            collector.after_sweep(len(report.results))  # the catch-up's garbage back to the system
             return report
         finally:
             with self._idle:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,30 @@ def test_malloc_arenas_are_capped_for_threads_started_after() -> None:
 def test_an_operators_malloc_arena_max_stands(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert collector.cap_malloc_arenas(2) is False
+
+
+def _rss_kb() -> int:
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+
+
+def test_trim_gives_back_what_a_big_sweep_freed_between_live_chunks() -> None:
+    """40 MB in heap-sized chunks, nine in ten freed: glibc keeps those pages until ``trim``."""
+    chunks = [bytearray(64 * 1024) for _ in range(640)]
+    for chunk in chunks:
+        chunk[::4096] = b"x" * len(chunk[::4096])  # touch every page: resident
+    kept = chunks[::10]  # live chunks between the freed ones: nothing coalesces to the heap's top
+    del chunks
+    before = _rss_kb()
+    assert collector.trim()
+    after = _rss_kb()
+    assert before - after > 20_000, (before, after)
+    assert len(kept) == 64
+
+
+def test_only_a_big_sweep_trims(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[None] = []
+    monkeypatch.setattr(collector, "trim", lambda: calls.append(None) or True)
+    assert not collector.after_sweep(collector.TRIM_AFTER_ROTATIONS - 1)  # a tick of a few pairs
+    assert collector.after_sweep(collector.TRIM_AFTER_ROTATIONS)
+    assert len(calls) == 1
