@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+from typing import Any
 
 YOUNG_THRESHOLD = 10_000  # new containers between young collections (CPython's default: 700)
 MALLOC_ARENAS = 2  # glibc's arenas for all threads (its default: up to 8 per core)
@@ -46,11 +47,16 @@ def cap_malloc_arenas(count: int) -> bool:
     """
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
+    mallopt = _glibc("mallopt")
+    return mallopt is not None and bool(mallopt(_M_ARENA_MAX, count))
+
+
+def _glibc(name: str) -> Any:
+    """A function of this process's C library if it is glibc's, else None (macOS, or no C library to load)."""
     try:
-        mallopt = ctypes.CDLL(None).mallopt  # this process's C library
-    except (OSError, AttributeError):  # no mallopt: not glibc (macOS), or no C library to load
-        return False
-    return bool(mallopt(_M_ARENA_MAX, count))
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
 
 
 TRIM_AFTER_ROTATIONS = 200  # a sweep this big leaves megabytes free inside malloc's heap
@@ -63,11 +69,8 @@ def trim() -> bool:
     chunks between live ones, so a worker's RSS after its first full sweep stayed about 9 MB
     above what it holds (124.6 -> 115.5 MB with 5,000 pairs, docs/performance.md).
     """
-    try:
-        malloc_trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return False
-    return bool(malloc_trim(0))
+    malloc_trim = _glibc("malloc_trim")
+    return malloc_trim is not None and bool(malloc_trim(0))
 
 
 def after_sweep(rotations: int) -> bool:

@@ -51,18 +51,11 @@ class KeptConnections:
                 if not kept:
                     return None
                 connection, since = kept.pop()
-            if self._usable(
-                connection, now - since, looked_at=not resent_if_closed or now - since >= self._unchecked_for
-            ):
+            age = now - since
+            look = not resent_if_closed or age >= self._unchecked_for
+            if age < self._expiry and not closed_by_peer(connection, look=look):
                 return connection
             connection.close()
-
-    def _usable(self, connection: Channel, age: float, *, looked_at: bool) -> bool:
-        if age >= self._expiry:
-            return False
-        if looked_at:
-            return not closed_by_peer(connection)
-        return connection.sock is not None and not connection.buffered
 
     def settle(self, origin: Hashable, connection: Channel, *, will_close: bool) -> bool:
         """After a whole answer: keep the connection unless the server closes it; False when kept ones were full."""
@@ -86,10 +79,15 @@ class KeptConnections:
                 connection.close()
 
 
-def closed_by_peer(connection: Channel) -> bool:
-    """Whether an idle connection can no longer be used: no socket, bytes past its last answer, or a readable socket."""
+def closed_by_peer(connection: Channel, *, look: bool = True) -> bool:
+    """Whether an idle connection can no longer be used: no socket, bytes past its last answer, or a readable socket.
+
+    ``look=False`` leaves out the socket (a ``poll``): only what is known without a system call.
+    """
     if connection.sock is None or connection.buffered:
         return True
+    if not look:
+        return False
     poller = select.poll()
     poller.register(connection.sock, select.POLLIN)
     return bool(poller.poll(0))
