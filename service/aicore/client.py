@@ -121,6 +121,7 @@ class AICoreClient:
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self._page_size = page_size
         self._base = key.api_url.removesuffix("/v2")
+        self._secrets_url = httpx.URL(self._base + SECRETS_PATH)
         self._quota_url = {
             flag: httpx.URL(self._base + QUOTA_PATH, params={"quotaOnly": flag}) for flag in ("true", "false")
         }
@@ -146,7 +147,7 @@ class AICoreClient:
     def create(self, name: str, config: DockerConfigJson) -> WriteReceipt:
         """POST a new secret (202); if it already exists (409), PATCH it to the same value."""
         self._secret_url(name)  # checks the name
-        call = _Call("create", "POST", self._wire.url(self._base + SECRETS_PATH), name, config)
+        call = _Call("create", "POST", self._secrets_url, name, config)
         reply = self._request(call)
         if reply.response.status_code == 409:
             log.info("aicore.secret.exists", target=self._target, secret=name, then="edit")
@@ -350,13 +351,16 @@ class AICoreClient:
     # --- names and URLs ---------------------------------------------------------
 
     def _secret_url(self, name: str) -> httpx.URL:
-        """The secret's URL; its name is checked the first time (the URL cache only holds good names)."""
-        url = self._base + f"{SECRETS_PATH}/{name}"
-        if not self._wire.cached(url):
-            problem = secret_name_problem(name)
-            if problem:
-                raise BadRequest(f"target {self._target!r}: {problem}", target=self._target, secret=name)
-        return self._wire.url(url)
+        """The secret's URL, once its name is checked.
+
+        Parsed at each call (about 16 us): a cache of them was 2.3 MB of an idle worker with
+        5,000 pairs (their ``httpx.URL``s, parse results and strings) for under 1% of a
+        written rotation's CPU (docs/performance.md, tenth round).
+        """
+        problem = secret_name_problem(name)
+        if problem:
+            raise BadRequest(f"target {self._target!r}: {problem}", target=self._target, secret=name)
+        return httpx.URL(self._base + f"{SECRETS_PATH}/{name}")
 
 
 def _content(call: _Call) -> bytes:

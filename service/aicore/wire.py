@@ -5,7 +5,6 @@ never use: URL merging, cookies, the auth flow, event hooks, redirects, default-
 merging. ``Wire`` keeps httpx (its ``Request``, ``Response``, exceptions and transports)
 and does only what is left, once where it can:
 
-- an URL is parsed once per path (``url``), not once per request;
 - the headers every request carries (``Host``, ``Accept``, ``Accept-Encoding``,
   ``Connection``, ``User-Agent``: what ``httpx.Client`` sends) are encoded once;
 - the timeouts travel as the request's ``timeout`` extension, as the Client sets them;
@@ -25,8 +24,6 @@ from collections.abc import Mapping
 
 import httpx
 
-MAX_CACHED_URLS = 4096  # a target's secrets come from configuration; a bound keeps a stray caller from growing it
-
 
 class Wire:
     """Sends prepared requests through one transport. Thread-safe if the transport is (httpx's are)."""
@@ -35,20 +32,6 @@ class Wire:
         self._transport = transport
         self._timeout = timeout.as_dict()
         self._headers = [(key, value) for key, value in headers.raw if key.lower() != b"host"]
-        self._urls: dict[str, httpx.URL] = {}
-
-    def cached(self, url: str) -> bool:
-        """Whether ``url`` was parsed (and kept) before."""
-        return url in self._urls
-
-    def url(self, url: str) -> httpx.URL:
-        """``url`` parsed, from the cache when it was parsed before."""
-        parsed = self._urls.get(url)
-        if parsed is None:
-            parsed = httpx.URL(url)
-            if len(self._urls) < MAX_CACHED_URLS:
-                self._urls[url] = parsed
-        return parsed
 
     def send(
         self, method: str, url: httpx.URL, *, headers: list[tuple[bytes, bytes]], content: bytes | None = None

@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from service import logs
-from service.aicore import wire as wire_module
 from service.aicore.client import USER_AGENT, api_headers, build_client
 from service.aicore.wire import Wire
 from service.config import RetryConfig
@@ -82,7 +81,7 @@ def test_the_server_receives_what_httpx_client_sent(recorder: tuple[str, Seen]) 
             headers={"Authorization": "Bearer tok", "Accept": "application/json"} | patch_type,
         )
         wire.send(
-            "PATCH", wire.url(url), headers=[*auth, (b"Content-Type", b"application/merge-patch+json")], content=body
+            "PATCH", httpx.URL(url), headers=[*auth, (b"Content-Type", b"application/merge-patch+json")], content=body
         )
         query = f"{base}/v2/admin/dockerRegistrySecrets"
         params = {"$top": "50", "$skip": "0", "$count": "true"}
@@ -103,7 +102,7 @@ def test_responses_come_back_read_and_closed_over_one_connection(rig: Rig) -> No
     wire, http = _wire(httpx.HTTPTransport(verify=PLAIN))
     token = rig.tokens(rig.key(), rig.http()).token()
     before = rig.emulator.inspect.connection_count()
-    url = wire.url(rig.key().api_url.removesuffix("/v2") + "/v2/admin/resourceQuota/dockerRegistrySecrets")
+    url = httpx.URL(rig.key().api_url.removesuffix("/v2") + "/v2/admin/resourceQuota/dockerRegistrySecrets")
     with http:
         for _ in range(10):
             response = wire.send("GET", url, headers=[(b"Authorization", f"Bearer {token}".encode())])
@@ -127,24 +126,10 @@ def test_the_timeout_travels_with_the_request(rig: Rig) -> None:
     wire, http = _wire(Watching(), timeout=0.1)
     with http, pytest.raises(httpx.ReadTimeout):
         wire.send(
-            "GET", wire.url(rig.key().api_url.removesuffix("/v2") + "/v2/admin/dockerRegistrySecrets"), headers=[]
+            "GET", httpx.URL(rig.key().api_url.removesuffix("/v2") + "/v2/admin/dockerRegistrySecrets"), headers=[]
         )
     assert seen == [{"connect": 0.1, "read": 0.1, "write": 0.1, "pool": 0.1}]
     real.close()
-
-
-def test_urls_are_parsed_once_and_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same text gives the same parsed URL; past MAX_CACHED_URLS, URLs are parsed but not kept."""
-    monkeypatch.setattr(wire_module, "MAX_CACHED_URLS", 2)
-    wire, http = _wire(httpx.MockTransport(lambda request: httpx.Response(202)))
-    with http:
-        first = wire.url("https://api.example/v2/a")
-        assert wire.url("https://api.example/v2/a") is first
-        assert wire.cached("https://api.example/v2/a")
-        wire.url("https://api.example/v2/b")
-        wire.url("https://api.example/v2/c")
-        assert not wire.cached("https://api.example/v2/c")
-        assert str(wire.url("https://api.example/v2/c")) == "https://api.example/v2/c"
 
 
 def test_build_client_honours_the_environment_proxy(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
