@@ -81,6 +81,22 @@ def test_a_changed_state_makes_a_stale_pair_fresh_and_unconfigured_ones_are_igno
     assert watch.changed(now=NOW) == [(EU, False)]
 
 
+def test_a_state_read_from_the_database_lends_its_key_but_it_is_never_kept() -> None:
+    """The pairs said are the configured key objects, not the equal ones each read of the states builds."""
+    configured = RotationKey("eu", "".join(["reg-", "000"]))  # equal to EU, another object
+    watch = StaleWatch()
+    watch.reset({configured: HOUR}, {})
+    read = RotationKey("eu", "".join(["reg-", "000"]))
+    assert read == configured
+    assert read is not configured
+    watch.update({read: success(read, ago=timedelta(0))})
+    (said,) = watch.changed(now=NOW)
+    assert said == (configured, False)
+    assert said[0] is configured
+    watch.update({read: success(read, ago=HOUR)})
+    assert watch.changed(now=NOW + timedelta(microseconds=1))[0][0] is configured
+
+
 def test_a_reset_forgets_pairs_no_longer_configured_and_applies_new_allowances() -> None:
     """After a reload: a removed pair is not said again; a pair's new, shorter allowance takes effect."""
     watch = StaleWatch()
