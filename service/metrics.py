@@ -114,6 +114,70 @@ class SampleCounter(_Samples):
 
 
 PAIR = ("target", "secret")
+ONE, ZERO = 1.0, 0.0  # a flag's value: one float object for every pair, not one per pair
+
+
+class PairGauges(Collector):
+    """The per-pair gauges as one table: a row per (target, secret), a column (an exported gauge) per field.
+
+    Exported as one labelled gauge per column would be (``SampleGauge``); a pair's sample in a
+    column is absent until it is first set. Six gauges kept as six dicts held, per pair, six
+    dict entries, six floats and a second label tuple (the health pass's): with 5,000 pairs,
+    rows take about half of that (docs/performance.md, tenth round).
+    """
+
+    def __init__(self, columns: tuple[tuple[str, str], ...], *, registry: CollectorRegistry) -> None:
+        self._columns = columns  # (name, documentation)
+        self._rows: dict[tuple[str, str], list[float | None]] = {}
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def set(self, pair: tuple[str, str], column: int, value: float) -> None:
+        """The pair's sample in ``column`` (its position in ``columns``) becomes ``value``."""
+        with self._lock:
+            row = self._rows.get(pair)
+            if row is None:
+                row = self._rows[pair] = [None] * len(self._columns)
+            row[column] = value
+
+    def get(self, pair: tuple[str, str], column: int) -> float | None:
+        row = self._rows.get(pair)
+        return None if row is None else row[column]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            rows = [(pair, tuple(row)) for pair, row in self._rows.items()]
+        for column, (name, documentation) in enumerate(self._columns):
+            family = GaugeMetricFamily(name, documentation, labels=PAIR)
+            for pair, values in rows:
+                value = values[column]
+                if value is not None:
+                    family.add_metric(pair, value)
+            yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        for name, documentation in self._columns:
+            yield GaugeMetricFamily(name, documentation, labels=PAIR)
+
+
+LAST_SUCCESS, LAST_ATTEMPT, SYNCED, VERIFICATION_OK, PAUSED, STALE = range(6)
+PAIR_COLUMNS = (  # in the order of the constants above
+    (
+        "rotator_last_success_timestamp_seconds",
+        "When the secret was last confirmed up to date (written or unchanged).",
+    ),
+    ("rotator_last_attempt_timestamp_seconds", "When a rotation was last attempted."),
+    (
+        "rotator_secret_synced",
+        "1 if the pair's last rotation left it up to date (applied or unchanged), 0 if it failed.",
+    ),
+    ("rotator_verification_ok", "1 if the registry accepted the secret's credential at the last check, else 0."),
+    ("rotator_paused", "1 while an operator's pause (`rotator pause`) holds the pair, else 0; set at each sweep."),
+    (
+        "rotator_secret_stale",
+        "1 if the pair's last success is older than its schedule allows (period + misfire grace), else 0.",
+    ),
+)
 
 
 class Metrics:
@@ -128,18 +192,7 @@ class Metrics:
         self.duration = Histogram(
             "rotator_rotation_duration_seconds", "Duration of one rotation.", buckets=DURATION_BUCKETS, registry=r
         )
-        self.last_success = SampleGauge(
-            "rotator_last_success_timestamp_seconds",
-            "When the secret was last confirmed up to date (written or unchanged).",
-            PAIR,
-            registry=r,
-        )
-        self.last_attempt = SampleGauge(
-            "rotator_last_attempt_timestamp_seconds",
-            "When a rotation was last attempted.",
-            PAIR,
-            registry=r,
-        )
+        self.pairs = PairGauges(PAIR_COLUMNS, registry=r)
         self.next_run = SampleGauge(
             "rotator_next_run_timestamp_seconds", "Next scheduled run of the secret.", ("secret",), registry=r
         )
@@ -154,31 +207,7 @@ class Metrics:
             "When the rotator's own Vault token expires; absent when it never does.",
             registry=r,
         )
-        self.synced = SampleGauge(
-            "rotator_secret_synced",
-            "1 if the pair's last rotation left it up to date (applied or unchanged), 0 if it failed.",
-            PAIR,
-            registry=r,
-        )
         self.audit_write_failures = Counter("rotator_audit_write_failures", "Audit appends that failed.", registry=r)
-        self.verification_ok = SampleGauge(
-            "rotator_verification_ok",
-            "1 if the registry accepted the secret's credential at the last check, else 0.",
-            PAIR,
-            registry=r,
-        )
-        self.paused = SampleGauge(
-            "rotator_paused",
-            "1 while an operator's pause (`rotator pause`) holds the pair, else 0; set at each sweep.",
-            PAIR,
-            registry=r,
-        )
-        self.stale = SampleGauge(
-            "rotator_secret_stale",
-            "1 if the pair's last success is older than its schedule allows (period + misfire grace), else 0.",
-            PAIR,
-            registry=r,
-        )
         self.notifications = Counter(
             "rotator_notifications",
             "Notifications sent (result ok) or failed, by kind.",
@@ -216,21 +245,22 @@ class Metrics:
         self.duration.observe(seconds)
         if outcome == "skipped":
             return
-        pair = (target, secret)
-        self.paused.set(pair, 1 if outcome == "paused" else 0)
+        pair, pairs = (target, secret), self.pairs
+        pairs.set(pair, PAUSED, ONE if outcome == "paused" else ZERO)
         if outcome == "paused":
             return
-        self.last_attempt.set(pair, at.timestamp())
+        moment = at.timestamp()
+        pairs.set(pair, LAST_ATTEMPT, moment)
         if success:
-            self.last_success.set(pair, at.timestamp())
+            pairs.set(pair, LAST_SUCCESS, moment)
         if verification not in (None, "skipped"):
-            self.verification_ok.set(pair, 1 if verification == "ok" else 0)
-        if outcome in SYNCED_OUTCOMES | UNSYNCED_OUTCOMES:
-            self.synced.set(pair, 1 if outcome in SYNCED_OUTCOMES else 0)
+            pairs.set(pair, VERIFICATION_OK, ONE if verification == "ok" else ZERO)
+        if outcome in SYNCED_OUTCOMES or outcome in UNSYNCED_OUTCOMES:
+            pairs.set(pair, SYNCED, ONE if outcome in SYNCED_OUTCOMES else ZERO)
 
     def pair_stale(self, *, target: str, secret: str, stale: bool) -> None:
         """1 while the pair's last success is older than its schedule allows, else 0."""
-        self.stale.set((target, secret), 1 if stale else 0)
+        self.pairs.set((target, secret), STALE, ONE if stale else ZERO)
 
     def next_run_at(self, *, secret: str, at: datetime) -> None:
         """The secret's next scheduled run."""

@@ -47,3 +47,24 @@ def test_setting_from_threads_while_scraping_loses_nothing() -> None:
     for thread in threads:
         thread.join()
     assert generate_latest(registry).count(b"\nrotator_y{") == 8000
+
+
+def test_pair_gauges_export_each_column_as_a_labelled_gauge() -> None:
+    """Every column of the table reads, byte for byte, as the labelled Gauge it replaces (same sets, same order)."""
+    from service.metrics import PairGauges
+
+    columns = (("rotator_a", "Doc a."), ("rotator_b", "Doc b."))
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    table = PairGauges(columns, registry=ours)
+    gauges = [Gauge(name, doc, list(PAIR), registry=theirs) for name, doc in columns]
+    assert generate_latest(ours) == generate_latest(theirs)  # nothing set: HELP and TYPE only
+    for labels, value in VALUES:
+        for column, gauge in enumerate(gauges):
+            table.set(labels, column, value + column)
+            gauge.labels(*labels).set(value + column)
+    table.set(("ap", "only-b"), 1, 2.0)  # a pair set in one column only is absent from the other
+    gauges[1].labels("ap", "only-b").set(2.0)
+    assert generate_latest(ours) == generate_latest(theirs)
+    assert table.get(("eu", "reg"), 1) == 1.0
+    assert table.get(("ap", "only-b"), 0) is None
+    assert table.get(("nowhere", "x"), 0) is None
