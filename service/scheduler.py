@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import heapq
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -41,6 +42,8 @@ class ScheduleConfig(Protocol):
 
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+JobTrigger: TypeAlias = BaseTrigger  # what a job's fire times come from, for callers that import no APScheduler
 
 
 # Crontab's day-of-week numbers: 0 and 7 are Sunday. APScheduler 3 reads numbers as 0 = Monday
@@ -219,7 +222,7 @@ def trigger_for(schedule: ScheduleConfig, name: str, *, with_jitter: bool = True
     if schedule.every is not None:
         return EveryTrigger(EPOCH + phase(name, schedule.every), schedule.every, jitter)
     assert schedule.cron is not None
-    cron = crontab(schedule.cron, schedule.timezone)
+    cron = _crontab(schedule.cron, schedule.timezone)  # shared: a CronTrigger only answers questions
     return GridTrigger(cron, phase(name, schedule.max_phase), jitter)
 
 
@@ -257,10 +260,132 @@ def period_of(schedule: ScheduleConfig, name: str, now: datetime) -> timedelta:
     return runs[1] - runs[0] if len(runs) == 2 else timedelta(days=365)
 
 
-class Scheduler:
-    """One job per secret in APScheduler's in-memory store; never shared between replicas."""
+def _now() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, *, misfire_grace: timedelta, tz: tzinfo = UTC) -> None:
+
+MAX_NAP = 60.0  # the timetable looks at the clock at least this often (seconds): a jump of the clock is seen
+
+
+class Timetable:
+    """The regular jobs' next fire times on one heap and one thread: a job is an id and a due time.
+
+    APScheduler keeps a ``Job`` per job (its trigger, function reference, args and kwargs) and a
+    job store entry: with one job per secret name, 5,000 secrets held about 3.8 MB of an idle
+    worker (docs/performance.md, tenth round). Here a job is a heap entry and a dict entry, and
+    its trigger is built by ``trigger_of(job_id)`` when it is needed.
+
+    At its fire time a job is handed to ``release(job_id, at)``; its next fire time is the
+    trigger's first after now, so runs missed meanwhile (a suspended process) are coalesced
+    into the one released, as APScheduler's ``coalesce`` does. A job whose ``trigger_of`` is
+    None (removed by a reload while due) is dropped.
+    """
+
+    def __init__(
+        self,
+        *,
+        trigger_of: Callable[[str], BaseTrigger | None],
+        release: Callable[[str, datetime], None],
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._trigger_of = trigger_of
+        self._release = release
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._due: dict[str, datetime] = {}  # job id -> its next fire time
+        self._heap: list[tuple[datetime, str]] = []  # (due, job id); entries no longer in _due are stale
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def add(self, job_id: str) -> None:
+        """Schedule ``job_id`` (again: its fire times from now on, by its current trigger)."""
+        trigger = self._trigger_of(job_id)
+        due: datetime | None = trigger.get_next_fire_time(None, self._clock()) if trigger is not None else None
+        with self._lock:
+            self._set(job_id, due)
+        self._wake.set()
+
+    def remove(self, job_id: str) -> None:
+        with self._lock:
+            self._due.pop(job_id, None)
+
+    def next_run_time(self, job_id: str) -> datetime | None:
+        return self._due.get(job_id)
+
+    def job_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._due)
+
+    def release_due(self) -> float:
+        """Release every job due by now; the seconds until the next is due (at most ``MAX_NAP``)."""
+        now = self._clock()
+        released = []
+        with self._lock:
+            while self._heap and self._heap[0][0] <= now:
+                due, job_id = heapq.heappop(self._heap)
+                if self._due.get(job_id) != due:
+                    continue  # removed, or scheduled again since
+                trigger = self._trigger_of(job_id)
+                if trigger is None:
+                    del self._due[job_id]
+                    continue
+                latest, following = due, trigger.get_next_fire_time(due, now)
+                while following is not None and following <= now:  # coalesced: only the latest missed run
+                    latest, following = following, trigger.get_next_fire_time(following, now)
+                self._set(job_id, following)
+                released.append((job_id, latest))
+            nap = (self._heap[0][0] - now).total_seconds() if self._heap else MAX_NAP
+        for job_id, at in released:
+            self._release(job_id, at)
+        return min(max(nap, 0.0), MAX_NAP)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="timetable", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stopped:
+            nap = self.release_due()
+            self._wake.wait(nap)
+            self._wake.clear()
+
+    def _set(self, job_id: str, due: datetime | None) -> None:
+        if due is None:
+            self._due.pop(job_id, None)
+            return
+        self._due[job_id] = due
+        heapq.heappush(self._heap, (due, job_id))
+        if len(self._heap) > 2 * len(self._due) + 64:  # stale entries from removals and re-adds
+            self._heap = [(at, job) for job, at in self._due.items()]
+            heapq.heapify(self._heap)
+
+
+class Scheduler:
+    """APScheduler's in-memory store and executor, plus a ``Timetable`` for the regular jobs; never shared.
+
+    ``run_regular(job_id)`` is what every regular job runs, at the fire times of
+    ``trigger_of(job_id)``. When one is due, the timetable hands it to APScheduler as a one-off
+    job under the job's own id: the executor's rules (misfire grace, one running instance per
+    id, coalescing of a pending one) apply to it as to every other job.
+    """
+
+    def __init__(
+        self,
+        *,
+        misfire_grace: timedelta,
+        run_regular: Callable[[str], object],
+        trigger_of: Callable[[str], BaseTrigger | None],
+        tz: tzinfo = UTC,
+    ) -> None:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -274,9 +399,28 @@ class Scheduler:
             timezone=tz,
         )
         self._lock = threading.Lock()
+        self._run_regular = run_regular
+        self._timetable = Timetable(trigger_of=trigger_of, release=self._release)
 
     def add(self, job_id: str, trigger: BaseTrigger, func: Callable[..., Any], *args: Any) -> None:
+        """A job of its own (maintenance, rechecks): few of them, each with its own trigger and function."""
         self._scheduler.add_job(func, trigger=trigger, args=args, id=job_id, name=job_id, replace_existing=True)
+
+    def add_regular(self, job_id: str) -> None:
+        """Schedule a regular job, or schedule it again from now by its current trigger (a reload changed it)."""
+        self._timetable.add(job_id)
+
+    def _release(self, job_id: str, at: datetime) -> None:
+        from apscheduler.triggers.date import DateTrigger
+
+        self._scheduler.add_job(
+            self._run_regular,
+            trigger=DateTrigger(run_date=at),
+            args=(job_id,),
+            id=job_id,
+            name=job_id,
+            replace_existing=True,
+        )
 
     def once(self, job_id: str, at: datetime, func: Callable[..., Any], *args: Any) -> None:
         """Run ``func`` once at ``at`` (or earlier, if an earlier one-off is pending under the same id).
@@ -295,29 +439,34 @@ class Scheduler:
             )
 
     def remove(self, job_id: str) -> None:
-        """Remove a job if it exists (a secret removed by a reload)."""
+        """Remove a job if it exists (a secret removed by a reload), and a run of it not started yet."""
         from apscheduler.jobstores.base import JobLookupError
 
+        self._timetable.remove(job_id)
         with contextlib.suppress(JobLookupError):
             self._scheduler.remove_job(job_id)
 
     def job_ids(self) -> list[str]:
-        return [job.id for job in self._scheduler.get_jobs()]
+        return [job.id for job in self._scheduler.get_jobs()] + self._timetable.job_ids()
 
     def next_run_time(self, job_id: str) -> datetime | None:
+        """The job's next run: a released run not started yet, else its next fire time; None if no such job.
+
+        For a job of its own, None also before the scheduler is started.
+        """
         job = self._scheduler.get_job(job_id)
-        return getattr(job, "next_run_time", None)  # None: no such job, or the scheduler not started yet
+        pending: datetime | None = getattr(job, "next_run_time", None)
+        return pending or self._timetable.next_run_time(job_id)
 
     def start(self) -> None:
         self._scheduler.start()
+        self._timetable.start()
 
     @property
     def running(self) -> bool:
-        return bool(self._scheduler.running)
+        return bool(self._scheduler.running) and self._timetable.running
 
     def shutdown(self, *, wait: bool) -> None:
+        self._timetable.stop()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=wait)
-
-    def pause(self) -> None:
-        self._scheduler.pause()

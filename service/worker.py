@@ -32,7 +32,7 @@ from service.http import HealthServer, Probes
 from service.model import Outcome, RotationKey, RotationState, ScheduleSpec, SecretSpec, Trigger, spec_pairs
 from service.reload import plan_reload
 from service.rotation import SweepReport, SweepRequest
-from service.scheduler import Scheduler, every, trigger_for
+from service.scheduler import JobTrigger, Scheduler, every, trigger_for
 from service.status import status_rows, summary
 from service.wakeup import Wakeup
 
@@ -79,7 +79,9 @@ class Worker:
         # between any two bytecodes and must never wait for a lock that thread may hold.
         self._signalled: str | None = None
         self._reload_requested = False
-        self.scheduler = Scheduler(misfire_grace=self.settings.rotation.misfire_grace)
+        self.scheduler = Scheduler(
+            misfire_grace=self.settings.rotation.misfire_grace, run_regular=self.tick, trigger_of=self._trigger_of
+        )
         self._stop = threading.Event()
         self._scheduling = threading.Event()
         self._idle = threading.Condition()
@@ -297,10 +299,16 @@ class Worker:
         self.scheduler.add("health", every(HEALTH_EVERY), self._export_health)
 
     def _add_job(self, job: str) -> None:
-        entries = self._groups[job]
+        self.scheduler.add_regular(job)
+
+    def _trigger_of(self, job: str) -> JobTrigger | None:
+        """The trigger of a regular job, built when the scheduler needs it; None once a reload removed the job."""
+        entries = self._groups.get(job)
+        if entries is None:
+            return None
         schedule = entries[0].schedule
         assert schedule is not None, "resolved by Settings.spec_of"
-        self.scheduler.add(job, trigger_for(schedule, entries[0].name), self.tick, job, Trigger.SCHEDULE)
+        return trigger_for(schedule, entries[0].name)
 
     def _reschedule_rechecks(self) -> None:
         wanted = {
