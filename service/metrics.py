@@ -6,7 +6,9 @@ registry, so tests and several workers in one process do not share counters.
 
 from __future__ import annotations
 
+import math
 import threading
+from array import array
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -114,7 +116,7 @@ class SampleCounter(_Samples):
 
 
 PAIR = ("target", "secret")
-ONE, ZERO = 1.0, 0.0  # a flag's value: one float object for every pair, not one per pair
+ONE, ZERO, NAN = 1.0, 0.0, math.nan
 
 
 class PairGauges(Collector):
@@ -122,36 +124,43 @@ class PairGauges(Collector):
 
     Exported as one labelled gauge per column would be (``SampleGauge``); a pair's sample in a
     column is absent until it is first set. Six gauges kept as six dicts held, per pair, six
-    dict entries, six floats and a second label tuple (the health pass's): with 5,000 pairs,
-    rows take about half of that (docs/performance.md, tenth round).
+    dict entries, six floats and a second label tuple (the health pass's). Here a pair is a
+    dict entry (its row number) and a slot in each column, an ``array`` of doubles with NaN
+    for "not set": no Python object per sample (docs/performance.md, tenth round).
     """
 
     def __init__(self, columns: tuple[tuple[str, str], ...], *, registry: CollectorRegistry) -> None:
         self._columns = columns  # (name, documentation)
-        self._rows: dict[tuple[str, str], list[float | None]] = {}
+        self._rows: dict[tuple[str, str], int] = {}
+        self._values = [array("d") for _ in columns]
         self._lock = threading.Lock()
         registry.register(self)
 
     def set(self, pair: tuple[str, str], column: int, value: float) -> None:
-        """The pair's sample in ``column`` (its position in ``columns``) becomes ``value``."""
+        """The pair's sample in ``column`` (its position in ``columns``) becomes ``value`` (not NaN)."""
         with self._lock:
             row = self._rows.get(pair)
             if row is None:
-                row = self._rows[pair] = [None] * len(self._columns)
-            row[column] = value
+                row = self._rows[pair] = len(self._rows)
+                for values in self._values:
+                    values.append(NAN)
+            self._values[column][row] = value
 
     def get(self, pair: tuple[str, str], column: int) -> float | None:
-        row = self._rows.get(pair)
-        return None if row is None else row[column]
+        with self._lock:
+            row = self._rows.get(pair)
+            value = NAN if row is None else self._values[column][row]
+        return None if math.isnan(value) else value
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
-            rows = [(pair, tuple(row)) for pair, row in self._rows.items()]
-        for column, (name, documentation) in enumerate(self._columns):
+            rows = list(self._rows.items())
+            columns = [array("d", values) for values in self._values]
+        for values, (name, documentation) in zip(columns, self._columns, strict=True):
             family = GaugeMetricFamily(name, documentation, labels=PAIR)
-            for pair, values in rows:
-                value = values[column]
-                if value is not None:
+            for pair, row in rows:
+                value = values[row]
+                if not math.isnan(value):
                     family.add_metric(pair, value)
             yield family
 

@@ -68,3 +68,26 @@ def test_pair_gauges_export_each_column_as_a_labelled_gauge() -> None:
     assert table.get(("eu", "reg"), 1) == 1.0
     assert table.get(("ap", "only-b"), 0) is None
     assert table.get(("nowhere", "x"), 0) is None
+
+
+def test_pair_gauges_set_from_threads_while_scraping_lose_nothing() -> None:
+    """Four threads add 2,000 pairs each (rows and columns grow) while the registry is collected: all are there."""
+    from service.metrics import PairGauges
+
+    registry = CollectorRegistry()
+    table = PairGauges((("rotator_p", "Doc."), ("rotator_q", "Doc.")), registry=registry)
+
+    def fill(thread: int) -> None:
+        for i in range(2000):
+            table.set((f"t{thread}", f"s{i}"), i % 2, float(i))
+
+    threads = [threading.Thread(target=fill, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        generate_latest(registry)
+    for thread in threads:
+        thread.join()
+    text = generate_latest(registry)
+    assert (text.count(b"\nrotator_p{"), text.count(b"\nrotator_q{")) == (4000, 4000)
+    assert table.get(("t3", "s1999"), 1) == 1999.0
