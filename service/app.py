@@ -17,7 +17,7 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from service import __version__, logs
+from service import __version__, collector, logs
 from service.config import SecretRef, Settings
 from service.errors import ConfigError, ConfigIssue, RotatorError
 from service.model import RotationKey, ScheduleSpec, SecretSpec
@@ -289,6 +289,7 @@ class App:
                 schedule_next=lambda secret, now: next_due_after(_schedule(secret), secret.name, now),
                 confirm_every=lambda secret, now: period_of(_schedule(secret), secret.name, now),
                 window_block=lambda secret, now: blocked(self.windows_of(secret), now),
+                on_pool_drained=collector.trim,  # the idle threads' freed chunks back to the system
             ),
         )
         self._closers.append(("rotator", rotator.close))

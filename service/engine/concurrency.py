@@ -10,6 +10,12 @@ interleave as their parts arrive). A handed-out rotation is a tuple on that queu
 ``Future``: ``ThreadPoolExecutor.submit`` costs a ``Future`` (a ``Condition`` and its lock),
 a work item and a ``Semaphore`` probe per call, which in a sweep of 5,000 rotations was about
 a tenth of the engine's own CPU (``bench/engine.py``, docs/performance.md).
+
+A thread that has found no work for ``idle_exit`` seconds leaves, and when the last one has
+left, ``on_drained`` is called. Each thread that ever ran keeps glibc's per-thread cache of
+freed chunks: after a catch-up sweep, 64 idle threads held about 7 MB of an idle worker's
+RSS that way (docs/performance.md, tenth round); the worker gives it back to the system
+(``collector.trim``) once they are gone. A sweep starts the threads it needs again.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import itertools
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any, Generic, TypeVar
 
 from service.model import RotationKey
@@ -28,12 +34,24 @@ P = TypeVar("P")
 
 _Task = tuple[Callable[..., None], tuple[Any, ...]]
 
+IDLE_EXIT = 30.0  # seconds a pool thread waits for work before it leaves
+
 
 class Pool:
     """``max_concurrency`` rotation threads; at most a target's limit of calls to one AI Core tenant at once."""
 
-    def __init__(self, *, max_concurrency: int, per_target: int, target_limits: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        *,
+        max_concurrency: int,
+        per_target: int,
+        target_limits: Mapping[str, int],
+        idle_exit: float = IDLE_EXIT,
+        on_drained: Callable[[], object] | None = None,
+    ) -> None:
         self._threads = max_concurrency
+        self._idle_exit = idle_exit
+        self._on_drained = on_drained
         self._per_target = per_target
         self._limits = dict(target_limits)
         self._slots_lock = threading.Lock()
@@ -62,7 +80,6 @@ class Pool:
         """
         if not keys:
             return []
-        self._grow(len(keys))
         order = interleave_by_target(keys)
         batch: _Batch[P, T] = _Batch(work, total=len(keys))
         for at in range(0, len(order), max(part, 1)):
@@ -70,7 +87,7 @@ class Pool:
             positions = order[at : at + part]
             prepared = prepare(positions)
             batch.handed_out(len(positions))
-            self._put([(batch.run, (index, prepared[index])) for index in positions])
+            self._put([(batch.run, (index, prepared[index])) for index in positions], wanted=len(keys) - at)
         return batch.results()
 
     def submit(self, work: Callable[[], T]) -> Future[T]:
@@ -78,8 +95,8 @@ class Pool:
         future: Future[T] = Future()
         with self._workers_lock:
             self._submitted += 1
-        self._grow(self._submitted)
-        self._put([(self._run_submitted, (future, work))])
+            wanted = self._submitted
+        self._put([(self._run_submitted, (future, work))], wanted=wanted)
         return future
 
     def _run_submitted(self, future: Future[T], work: Callable[[], T]) -> None:
@@ -110,16 +127,13 @@ class Pool:
         for worker in workers:
             worker.join()
 
-    def _put(self, tasks: list[_Task]) -> None:
-        """Queue ``tasks``, or raise if the pool is closed (nothing queued after ``close`` would run)."""
-        with self._workers_lock:
-            if self._closed:
-                raise RuntimeError("the rotation pool is closed")
-            for task in tasks:
-                self._tasks.put(task)
+    def _put(self, tasks: list[_Task], *, wanted: int) -> None:
+        """Start threads until there are ``wanted`` (at most ``max_concurrency``), then queue ``tasks``.
 
-    def _grow(self, wanted: int) -> None:
-        """Start threads (never more than ``max_concurrency``) until there are ``wanted``."""
+        Both under the lock a leaving thread takes to see that the queue is empty, so work is
+        never queued for threads that have just left. Raises if the pool is closed (nothing
+        queued after ``close`` would run).
+        """
         with self._workers_lock:
             if self._closed:
                 raise RuntimeError("the rotation pool is closed")
@@ -127,14 +141,41 @@ class Pool:
                 worker = threading.Thread(target=self._serve, name=f"rotation_{len(self._workers)}", daemon=True)
                 worker.start()
                 self._workers.append(worker)
+            for task in tasks:
+                self._tasks.put(task)
 
     def _serve(self) -> None:
-        while (task := self._tasks.get()) is not None:
+        while True:
+            try:
+                task = self._tasks.get(timeout=self._idle_exit)
+            except Empty:
+                if self._leave():
+                    return
+                continue
+            if task is None:
+                return
             call, args = task
             call(*args)
             # An idle thread keeps no reference to its last task: the sweep's scope (and the
             # credentials it read) must go when the sweep returns (tests/unit/security).
             del task, call, args
+
+    def _leave(self) -> bool:
+        """Whether this idle thread leaves: yes unless work arrived meanwhile. The last one out calls ``on_drained``."""
+        with self._workers_lock:
+            if not self._tasks.empty():
+                return False
+            self._workers.remove(threading.current_thread())
+            drained = not self._workers
+        if drained and self._on_drained is not None:
+            self._on_drained()
+        return True
+
+    @property
+    def threads(self) -> int:
+        """How many threads the pool has now."""
+        with self._workers_lock:
+            return len(self._workers)
 
 
 class _Batch(Generic[P, T]):

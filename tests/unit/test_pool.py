@@ -117,3 +117,43 @@ def test_a_submitted_failure_reaches_its_future() -> None:
         assert pool.submit(lambda: 7).result(5) == 7
     finally:
         pool.close()
+
+
+def test_idle_threads_leave_and_the_last_one_out_reports_it() -> None:
+    """After idle_exit with no work every thread leaves, on_drained runs once; the next sweep starts threads again."""
+    drained = threading.Event()
+    calls: list[int] = []
+
+    def on_drained() -> None:
+        calls.append(1)
+        drained.set()
+
+    pool = Pool(max_concurrency=8, per_target=8, target_limits={}, idle_exit=0.05, on_drained=on_drained)
+    try:
+        assert pool.map_by_target(keys(20), lambda i, value: value, prepare=prepared, part=4)[-1] == 190
+        assert drained.wait(5)
+        assert pool.threads == 0
+        assert calls == [1]
+        assert pool.map_by_target(keys(3), lambda i, value: value + 1, prepare=prepared, part=4) == [1, 11, 21]
+        assert pool.submit(lambda: "again").result(timeout=5) == "again"
+    finally:
+        pool.close()
+
+
+def test_work_handed_out_as_threads_leave_is_never_stranded() -> None:
+    """Threads that leave after a millisecond idle, work arriving at random moments: every call still runs."""
+    import random
+    import time
+
+    pool = Pool(max_concurrency=4, per_target=4, target_limits={}, idle_exit=0.001)
+    rng = random.Random(14)
+    try:
+        for round_ in range(300):
+            time.sleep(rng.choice((0, 0.0005, 0.001, 0.002)))
+            if round_ % 2:
+                assert pool.submit(lambda number=round_: number).result(timeout=5) == round_
+            else:
+                result = pool.map_by_target(keys(rng.randint(1, 9)), lambda i, value: value, prepare=prepared, part=2)
+                assert result == [index * 10 for index in range(len(result))]
+    finally:
+        pool.close()
