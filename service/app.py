@@ -289,7 +289,7 @@ class App:
                 schedule_next=lambda secret, now: next_due_after(_schedule(secret), secret.name, now),
                 confirm_every=lambda secret, now: period_of(_schedule(secret), secret.name, now),
                 window_block=lambda secret, now: blocked(self.windows_of(secret), now),
-                on_pool_drained=collector.trim,  # the idle threads' freed chunks back to the system
+                on_pool_shrunk=collector.trim,  # the leaving threads' freed chunks back to the system
             ),
         )
         self._closers.append(("rotator", rotator.close))

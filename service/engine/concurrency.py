@@ -11,11 +11,13 @@ interleave as their parts arrive). A handed-out rotation is a tuple on that queu
 a work item and a ``Semaphore`` probe per call, which in a sweep of 5,000 rotations was about
 a tenth of the engine's own CPU (``bench/engine.py``, docs/performance.md).
 
-A thread that has found no work for ``idle_exit`` seconds leaves, and when the last one has
-left, ``on_drained`` is called. Each thread that ever ran keeps glibc's per-thread cache of
-freed chunks: after a catch-up sweep, 64 idle threads held about 7 MB of an idle worker's
-RSS that way (docs/performance.md, tenth round); the worker gives it back to the system
-(``collector.trim``) once they are gone. A sweep starts the threads it needs again.
+A thread that has found no work for ``idle_exit`` seconds leaves, and ``on_shrunk`` is called
+each time the pool is down to half the threads it had when it was last called (or grew since):
+64, then 32, 16, ... 1, 0. Each thread that ever ran keeps glibc's per-thread cache of freed
+chunks: after a catch-up sweep, 64 idle threads held about 7 MB of an idle worker's RSS that
+way (docs/performance.md, tenth round); the worker gives it back to the system
+(``collector.trim``) as they leave. The few threads an idle worker's ticks keep busy stay. A
+sweep starts the threads it needs again.
 """
 
 from __future__ import annotations
@@ -47,11 +49,12 @@ class Pool:
         per_target: int,
         target_limits: Mapping[str, int],
         idle_exit: float = IDLE_EXIT,
-        on_drained: Callable[[], object] | None = None,
+        on_shrunk: Callable[[], object] | None = None,
     ) -> None:
         self._threads = max_concurrency
         self._idle_exit = idle_exit
-        self._on_drained = on_drained
+        self._on_shrunk = on_shrunk
+        self._reported = 0  # the thread count when on_shrunk was last called, or the most since
         self._per_target = per_target
         self._limits = dict(target_limits)
         self._slots_lock = threading.Lock()
@@ -141,6 +144,7 @@ class Pool:
                 worker = threading.Thread(target=self._serve, name=f"rotation_{len(self._workers)}", daemon=True)
                 worker.start()
                 self._workers.append(worker)
+            self._reported = max(self._reported, len(self._workers))
             for task in tasks:
                 self._tasks.put(task)
 
@@ -161,14 +165,16 @@ class Pool:
             del task, call, args
 
     def _leave(self) -> bool:
-        """Whether this idle thread leaves: yes unless work arrived meanwhile. The last one out calls ``on_drained``."""
+        """Whether this idle thread leaves: yes unless work arrived meanwhile. It may call ``on_shrunk``."""
         with self._workers_lock:
             if not self._tasks.empty():
                 return False
             self._workers.remove(threading.current_thread())
-            drained = not self._workers
-        if drained and self._on_drained is not None:
-            self._on_drained()
+            shrunk = len(self._workers) <= self._reported // 2
+            if shrunk:
+                self._reported = len(self._workers)
+        if shrunk and self._on_shrunk is not None:
+            self._on_shrunk()
         return True
 
     @property

@@ -41,8 +41,8 @@ class RotatorOptions:
     confirm_every: Callable[[SecretSpec, datetime], timedelta] | None = None
     # Deny / allow windows: what holds the entry's writes at a time (service.windows.blocked), if anything.
     window_block: Callable[[SecretSpec, datetime], WindowHold | None] | None = None
-    # Called when the pool's last thread has left after a quiet spell (the worker trims malloc then).
-    on_pool_drained: Callable[[], object] | None = None
+    # Called as idle pool threads leave, each time half of them have (the worker trims malloc then).
+    on_pool_shrunk: Callable[[], object] | None = None
 
     @property
     def audit_keys(self) -> AuditKeys:

@@ -72,7 +72,7 @@ class Rotator:
             max_concurrency=options.max_concurrency,
             per_target=options.per_target_concurrency,
             target_limits=options.target_concurrency,
-            on_drained=options.on_pool_drained,
+            on_shrunk=options.on_pool_shrunk,
         )
         self._commit = GroupCommit(audit=audit, state=state, owner=options.owner, lease_ttl=options.lease_ttl)
         self._steps = RotationSteps(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 
 import pytest
 
@@ -119,21 +121,23 @@ def test_a_submitted_failure_reaches_its_future() -> None:
         pool.close()
 
 
-def test_idle_threads_leave_and_the_last_one_out_reports_it() -> None:
-    """After idle_exit with no work every thread leaves, on_drained runs once; the next sweep starts threads again."""
+def test_idle_threads_leave_and_each_halving_of_the_pool_is_reported() -> None:
+    """With no work for idle_exit the 8 threads leave; on_shrunk runs at 4, 2, 1 and 0; a sweep starts threads again."""
     drained = threading.Event()
     calls: list[int] = []
 
-    def on_drained() -> None:
+    def on_shrunk() -> None:
         calls.append(1)
-        drained.set()
+        if len(calls) == 4:
+            drained.set()
 
-    pool = Pool(max_concurrency=8, per_target=8, target_limits={}, idle_exit=0.05, on_drained=on_drained)
+    pool = Pool(max_concurrency=8, per_target=8, target_limits={}, idle_exit=0.05, on_shrunk=on_shrunk)
     try:
         assert pool.map_by_target(keys(20), lambda i, value: value, prepare=prepared, part=4)[-1] == 190
         assert drained.wait(5)
+        time.sleep(0.2)  # any further call would come now
         assert pool.threads == 0
-        assert calls == [1]
+        assert len(calls) == 4
         assert pool.map_by_target(keys(3), lambda i, value: value + 1, prepare=prepared, part=4) == [1, 11, 21]
         assert pool.submit(lambda: "again").result(timeout=5) == "again"
     finally:
@@ -142,9 +146,6 @@ def test_idle_threads_leave_and_the_last_one_out_reports_it() -> None:
 
 def test_work_handed_out_as_threads_leave_is_never_stranded() -> None:
     """Threads that leave after a millisecond idle, work arriving at random moments: every call still runs."""
-    import random
-    import time
-
     pool = Pool(max_concurrency=4, per_target=4, target_limits={}, idle_exit=0.001)
     rng = random.Random(14)
     try:
