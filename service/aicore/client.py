@@ -146,7 +146,7 @@ class AICoreClient:
 
     def create(self, name: str, config: DockerConfigJson) -> WriteReceipt:
         """POST a new secret (202); if it already exists (409), PATCH it to the same value."""
-        self._secret_url(name)  # checks the name
+        self._check_name(name)
         call = _Call("create", "POST", self._secrets_url, name, config)
         reply = self._request(call)
         if reply.response.status_code == 409:
@@ -357,10 +357,13 @@ class AICoreClient:
         5,000 pairs (their ``httpx.URL``s, parse results and strings) for under 1% of a
         written rotation's CPU (docs/performance.md, tenth round).
         """
+        self._check_name(name)
+        return httpx.URL(self._base + f"{SECRETS_PATH}/{name}")
+
+    def _check_name(self, name: str) -> None:
         problem = secret_name_problem(name)
         if problem:
             raise BadRequest(f"target {self._target!r}: {problem}", target=self._target, secret=name)
-        return httpx.URL(self._base + f"{SECRETS_PATH}/{name}")
 
 
 def _content(call: _Call) -> bytes:

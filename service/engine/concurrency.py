@@ -61,6 +61,7 @@ class Pool:
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._tasks: SimpleQueue[_Task | None] = SimpleQueue()
         self._workers: list[threading.Thread] = []
+        self._names = itertools.count()  # threads come and go: each gets a name of its own
         self._workers_lock = threading.Lock()
         self._submitted = 0  # ``submit`` calls not finished yet: the threads they need
         self._closed = False
@@ -141,7 +142,7 @@ class Pool:
             if self._closed:
                 raise RuntimeError("the rotation pool is closed")
             while len(self._workers) < min(wanted, self._threads):
-                worker = threading.Thread(target=self._serve, name=f"rotation_{len(self._workers)}", daemon=True)
+                worker = threading.Thread(target=self._serve, name=f"rotation_{next(self._names)}", daemon=True)
                 worker.start()
                 self._workers.append(worker)
             self._reported = max(self._reported, len(self._workers))
