@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
@@ -34,10 +35,16 @@ def test_setting_from_threads_while_scraping_loses_nothing() -> None:
     """Four threads set 2,000 label sets each while the registry is collected: every sample is there at the end."""
     registry = CollectorRegistry()
     sample = SampleGauge("rotator_y", "Doc.", PAIR, registry=registry)
+    fill_while_scraping(registry, lambda thread, i: sample.set((f"t{thread}", f"s{i}"), i))
+    assert generate_latest(registry).count(b"\nrotator_y{") == 8000
+
+
+def fill_while_scraping(registry: CollectorRegistry, set_one: Callable[[int, int], None]) -> None:
+    """``set_one(thread, i)`` for i in 0..1999 from each of four threads, while ``registry`` is collected."""
 
     def fill(thread: int) -> None:
         for i in range(2000):
-            sample.set((f"t{thread}", f"s{i}"), i)
+            set_one(thread, i)
 
     threads = [threading.Thread(target=fill, args=(n,)) for n in range(4)]
     for thread in threads:
@@ -46,7 +53,6 @@ def test_setting_from_threads_while_scraping_loses_nothing() -> None:
         generate_latest(registry)
     for thread in threads:
         thread.join()
-    assert generate_latest(registry).count(b"\nrotator_y{") == 8000
 
 
 def test_pair_gauges_export_each_column_as_a_labelled_gauge() -> None:
@@ -76,18 +82,7 @@ def test_pair_gauges_set_from_threads_while_scraping_lose_nothing() -> None:
 
     registry = CollectorRegistry()
     table = PairGauges((("rotator_p", "Doc."), ("rotator_q", "Doc.")), registry=registry)
-
-    def fill(thread: int) -> None:
-        for i in range(2000):
-            table.set((f"t{thread}", f"s{i}"), i % 2, float(i))
-
-    threads = [threading.Thread(target=fill, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    while any(thread.is_alive() for thread in threads):
-        generate_latest(registry)
-    for thread in threads:
-        thread.join()
+    fill_while_scraping(registry, lambda thread, i: table.set((f"t{thread}", f"s{i}"), i % 2, float(i)))
     text = generate_latest(registry)
     assert (text.count(b"\nrotator_p{"), text.count(b"\nrotator_q{")) == (4000, 4000)
     assert table.get(("t3", "s1999"), 1) == 1999.0
