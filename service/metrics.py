@@ -116,7 +116,7 @@ class SampleCounter(_Samples):
 
 
 PAIR = ("target", "secret")
-ONE, ZERO, NAN = 1.0, 0.0, math.nan
+NAN = math.nan  # a column's "not set"
 
 
 class PairGauges(Collector):
@@ -255,7 +255,7 @@ class Metrics:
         if outcome == "skipped":
             return
         pair, pairs = (target, secret), self.pairs
-        pairs.set(pair, PAUSED, ONE if outcome == "paused" else ZERO)
+        pairs.set(pair, PAUSED, 1.0 if outcome == "paused" else 0.0)
         if outcome == "paused":
             return
         moment = at.timestamp()
@@ -263,13 +263,13 @@ class Metrics:
         if success:
             pairs.set(pair, LAST_SUCCESS, moment)
         if verification not in (None, "skipped"):
-            pairs.set(pair, VERIFICATION_OK, ONE if verification == "ok" else ZERO)
+            pairs.set(pair, VERIFICATION_OK, 1.0 if verification == "ok" else 0.0)
         if outcome in SYNCED_OUTCOMES or outcome in UNSYNCED_OUTCOMES:
-            pairs.set(pair, SYNCED, ONE if outcome in SYNCED_OUTCOMES else ZERO)
+            pairs.set(pair, SYNCED, 1.0 if outcome in SYNCED_OUTCOMES else 0.0)
 
     def pair_stale(self, *, target: str, secret: str, stale: bool) -> None:
         """1 while the pair's last success is older than its schedule allows, else 0."""
-        self.pairs.set((target, secret), STALE, ONE if stale else ZERO)
+        self.pairs.set((target, secret), STALE, 1.0 if stale else 0.0)
 
     def next_run_at(self, *, secret: str, at: datetime) -> None:
         """The secret's next scheduled run."""

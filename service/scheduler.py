@@ -447,7 +447,8 @@ class Scheduler:
             self._scheduler.remove_job(job_id)
 
     def job_ids(self) -> list[str]:
-        return [job.id for job in self._scheduler.get_jobs()] + self._timetable.job_ids()
+        """Every job's id once (a regular job released and not started yet is in both stores)."""
+        return list(dict.fromkeys([job.id for job in self._scheduler.get_jobs()] + self._timetable.job_ids()))
 
     def next_run_time(self, job_id: str) -> datetime | None:
         """The job's next run: a released run not started yet, else its next fire time; None if no such job.

@@ -203,7 +203,7 @@ class Worker:
         for job in plan.remove:
             self.scheduler.remove(job)
         for job in (*plan.add, *plan.replace):
-            self._add_job(job)
+            self.scheduler.add_regular(job)
         self._reschedule_rechecks()
         collector.settle()  # the replaced configuration is collected, the new one left out of collections
         log.info(
@@ -291,15 +291,12 @@ class Worker:
 
     def _schedule(self) -> None:
         for job in self._groups:
-            self._add_job(job)
+            self.scheduler.add_regular(job)
         self._reschedule_rechecks()
         self.scheduler.add("vault:maintain", every(VAULT_MAINTENANCE_EVERY), self._maintain_vault)
         self.scheduler.add("instance:maintain", every(INSTANCE_MAINTENANCE_EVERY), self._maintain_instance)
         self.scheduler.add("reconcile", every(self.settings.rotation.reconcile_every), self._reconcile)
         self.scheduler.add("health", every(HEALTH_EVERY), self._export_health)
-
-    def _add_job(self, job: str) -> None:
-        self.scheduler.add_regular(job)
 
     def _trigger_of(self, job: str) -> JobTrigger | None:
         """The trigger of a regular job, built when the scheduler needs it; None once a reload removed the job."""

@@ -146,3 +146,18 @@ def test_a_real_scheduler_runs_regular_jobs_and_never_two_runs_of_one_at_once() 
     assert 3 <= len(runs["rotate:a"]) <= 4
     assert 1 <= len(runs["rotate:b"]) <= 2  # the runs due while it ran were skipped (one instance per job)
     assert overlaps == []
+
+
+def test_a_released_run_not_started_yet_is_one_job_id() -> None:
+    """Released to APScheduler and still pending (the scheduler not started): job_ids names it once."""
+    every_hour = ScheduleConfig(every=timedelta(hours=1))
+    scheduler = Scheduler(
+        misfire_grace=timedelta(seconds=30),
+        run_regular=lambda job_id: None,
+        trigger_of=lambda job_id: trigger_for(every_hour, job_id, with_jitter=False),
+    )
+    scheduler.add_regular("rotate:a")
+    regular = scheduler.next_run_time("rotate:a")
+    scheduler._release("rotate:a", NOW)  # what the timetable does when it is due
+    assert scheduler.job_ids() == ["rotate:a"]
+    assert scheduler.next_run_time("rotate:a") == regular  # a pending run has no time before start
